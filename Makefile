@@ -1,0 +1,94 @@
+# aurora: C core + embedded Lua 5.4. See README.md.
+# Every library comes from Debian packages through pkg-config; `make deps` installs them.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+PKGS := lua5.4 libcurl openssl libmicrohttpd yaml-0.1 gnutls
+DEB_PKGS := gcc make pkg-config ca-certificates openssl lua5.4 liblua5.4-dev libmicrohttpd-dev \
+            libcurl4-openssl-dev libssl-dev libyaml-dev libgnutls28-dev wrk
+
+OPT ?= -O2
+BUILD ?= build
+SANITIZE ?=
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+             -fno-strict-aliasing -Iinclude $(SANITIZE) \
+             -DAURORA_SHARE_DIR='"$(PREFIX)/share/aurora"' \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+LDLIBS_ALL = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm $(LDLIBS)
+LDFLAGS_ALL = -rdynamic $(SANITIZE) $(LDFLAGS)
+
+SRCS := $(wildcard src/*.c)
+OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
+LIB_OBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
+CTESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
+
+.PHONY: all deps test check-c test-lua run install asan bench clean format lint
+
+all: aurora
+
+aurora: $(BUILD)/aurora
+	cp $< $@
+
+$(BUILD)/aurora: $(OBJS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/%.o: src/%.c $(wildcard include/aurora/*.h) $(BUILD)/modules.inc $(wildcard src/lua/*.lua) | $(BUILD)
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS_ALL) -I$(BUILD) -c -o $@ $<
+
+# The list of Lua modules written in C: every src/X_lua.c defines luaopen_aurora_X.
+$(BUILD)/modules.inc: $(wildcard src/*_lua.c) | $(BUILD)
+	sed -n 's/^int luaopen_aurora_\([a-z_]*\)(lua_State \*L)$$/AURORA_MODULE(\1)/p' \
+	    $(sort $(wildcard src/*_lua.c)) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/libaurora.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/test_%: tests/c/test_%.c tests/c/check.h $(BUILD)/libaurora.a
+	$(CC) $(CFLAGS_ALL) -Itests/c $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libaurora.a $(LDLIBS_ALL)
+
+$(BUILD):
+	mkdir -p $@
+
+# Installs the Debian packages that are missing; does nothing when all are there.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+	    | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: all installed"; fi
+
+ctests: $(CTESTS)
+
+test: deps
+	$(MAKE) aurora ctests
+	AURORA=./aurora BUILD=$(BUILD) sh tests/run
+
+run: deps aurora
+	./aurora serve --app lua
+
+install: aurora
+	install -D -m 0755 aurora $(DESTDIR)$(PREFIX)/bin/aurora
+	mkdir -p $(DESTDIR)$(PREFIX)/share/aurora
+	cp -R lua $(DESTDIR)$(PREFIX)/share/aurora/
+
+# AddressSanitizer + UBSan build in its own directory, running the whole suite.
+asan: deps
+	$(MAKE) BUILD=build-asan OPT=-O1 CC=clang \
+	    SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    build-asan/aurora $(patsubst $(BUILD)/%,build-asan/%,$(CTESTS))
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    LSAN_OPTIONS=suppressions=tests/lsan.supp AURORA=build-asan/aurora BUILD=build-asan sh tests/run
+
+bench: deps aurora
+	sh bench/run
+
+clean:
+	rm -rf build build-asan aurora
+
+format:
+	clang-format -i src/*.c include/aurora/*.h tests/c/*.c
