@@ -173,6 +173,11 @@ static long score(const route *rt, int n, const char **starts, const size_t *len
     return s;
 }
 
+static int cmp_method(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 int aurora_router_match(const aurora_router *r, const char *method, const char *path, size_t len,
                         aurora_route_match *m)
 {
@@ -205,14 +210,15 @@ int aurora_router_match(const aurora_router *r, const char *method, const char *
         /* The best-matching pattern exists, but not for this method: list what it allows. */
         if (path_score < 0)
             return 404;
-        for (int i = 0; i < r->n; i++) {
-            if (score(&r->routes[i], n, starts, lens) != path_score)
-                continue;
+        const char *methods[16];
+        int nm = 0;
+        for (int i = 0; i < r->n && nm < 16; i++)
+            if (score(&r->routes[i], n, starts, lens) == path_score)
+                methods[nm++] = r->routes[i].method;
+        qsort(methods, (size_t)nm, sizeof(*methods), cmp_method);
+        for (int i = 0; i < nm && alen < sizeof(m->allow); i++)
             alen += (size_t)snprintf(m->allow + alen, sizeof(m->allow) - alen, "%s%s",
-                                     alen ? ", " : "", r->routes[i].method);
-            if (alen >= sizeof(m->allow))
-                break;
-        }
+                                     alen ? ", " : "", methods[i]);
         return 405;
     }
     m->handler = best->handler;

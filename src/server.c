@@ -373,10 +373,10 @@ static void on_task_done(aurora_task *t, int status, int nres, const char *msg)
     r->task = NULL;
     if (status == LUA_OK) {
         response_from_lua(r, t->co, nres);
+    } else if (t->expired) {
+        set_error(r, 504, "the request took too long");
     } else if (t->err_status) {
         set_error(r, (unsigned)t->err_status, msg);
-    } else if (msg && strcmp(msg, "deadline exceeded") == 0) {
-        set_error(r, 504, "the request took too long");
     } else if (msg && strcmp(msg, "server shutting down") == 0) {
         set_error(r, 503, "the server is shutting down");
     } else {

@@ -55,8 +55,7 @@ static void on_done(aurora_task *t, int status, int nres, const char *msg)
             o->msg = strdup(lua_tostring(t->co, base + 1));
     } else {
         o->ok = 0;
-        o->msg = strdup(msg && strcmp(msg, "deadline exceeded") == 0 ? "timed out" : msg ? msg
-                                                                                         : "error");
+        o->msg = strdup(t->expired ? "timed out" : msg ? msg : "error");
     }
 }
 

@@ -348,8 +348,11 @@ static void deadline_hook(lua_State *L, lua_Debug *ar)
     aurora_task *t = aurora_task_of(L);
 
     (void)ar;
-    if (t && t->deadline && aurora_now_ms() > t->deadline)
-        luaL_error(L, "deadline exceeded");
+    if (t && t->deadline && aurora_now_ms() > t->deadline) {
+        t->expired = 1;
+        lua_pushliteral(L, "deadline exceeded");
+        lua_error(L);
+    }
 }
 
 static lua_State *co_take(aurora_gen *g, int *ref)
@@ -392,8 +395,11 @@ static void co_give(aurora_gen *g, lua_State *co, int ref, int reusable)
 
 static void task_deadline(aurora_worker *w, void *arg)
 {
+    aurora_task *t = arg;
+
     (void)w;
-    aurora_task_kill(arg, "deadline exceeded");
+    t->expired = 1;
+    aurora_task_kill(t, "deadline exceeded");
 }
 
 static void task_finish(aurora_task *t, int status, int nres, const char *msg)

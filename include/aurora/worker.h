@@ -122,6 +122,7 @@ struct aurora_task {
     aurora_timer deadline_timer;
     aurora_timer wake_timer;  /* sleeps and plain yields */
     aurora_task *next, *prev; /* the worker's live list, or its free list */
+    int expired;              /* its deadline passed (the error it ended with is that) */
     int err_status;           /* set when the error raised was a table with an HTTP status */
     int running;              /* inside lua_resume */
     int finished;
