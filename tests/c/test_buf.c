@@ -359,7 +359,6 @@ int main(void)
     RUN(an_empty_append_still_gives_a_nul_terminated_string);
     RUN(the_maximum_is_enforced_and_a_refused_append_changes_nothing);
     RUN(a_zero_maximum_takes_only_empty_appends);
-    RUN(a_buffer_whose_maximum_is_size_max_still_grows_to_fit);
     RUN(printf_appends_formatted_text);
     RUN(printf_beyond_the_maximum_fails_and_changes_nothing);
     RUN(take_hands_over_the_storage_and_leaves_an_empty_buffer);
@@ -373,5 +372,7 @@ int main(void)
     RUN(read_file_of_a_missing_file_is_not_found);
     RUN(read_file_of_a_file_larger_than_the_maximum_is_too_large);
     RUN(read_file_of_a_directory_is_an_io_error);
+    /* Last: under AddressSanitizer the bug it shows is a heap overflow that ends the program. */
+    RUN(a_buffer_whose_maximum_is_size_max_still_grows_to_fit);
     return check_summary();
 }
