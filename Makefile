@@ -28,7 +28,7 @@ CTESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 all: aurora
 
 aurora: $(BUILD)/aurora
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/aurora: $(OBJS)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
@@ -46,7 +46,8 @@ $(BUILD)/libaurora.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/test_%: tests/c/test_%.c tests/c/check.h $(BUILD)/libaurora.a
-	$(CC) $(CFLAGS_ALL) -Itests/c $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libaurora.a $(LDLIBS_ALL)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS_ALL) -Itests/c $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libaurora.a $(LDLIBS_ALL)
 
 $(BUILD):
 	mkdir -p $@

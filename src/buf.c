@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,14 +22,16 @@ static int grow(aurora_buf *b, size_t need)
     size_t cap;
     char *p;
 
-    if (need > b->max)
+    if (need > b->max || need == SIZE_MAX)
         return AURORA_E_TOO_LARGE;
     if (need + 1 <= b->cap)
         return 0;
     cap = b->cap ? b->cap : 256;
-    while (cap < need + 1)
+    while (cap < need + 1 && cap <= SIZE_MAX / 2)
         cap *= 2;
-    if (cap > b->max + 1)
+    if (cap < need + 1)
+        cap = need + 1;
+    if (b->max < SIZE_MAX && cap > b->max + 1)
         cap = b->max + 1;
     if (b->secret) {
         /* realloc could leave a copy of the secret behind: move it by hand. */

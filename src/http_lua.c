@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -122,7 +123,9 @@ static void add_header(lua_State *L, aurora_http_opts *o, const char *name, size
         luaL_error(L, "header '%s' too large", name);
     }
     if (vlen == 0)
-        line.data[nlen + 1] = '\0'; /* "Name:" sends an empty value instead of removing it */
+        line.data[nlen] = ';'; /* curl sends "Name;" as an empty header ("Name:" removes it) */
+    if (vlen == 0)
+        line.data[nlen + 1] = '\0';
     l = curl_slist_append(o->headers, line.data);
     aurora_buf_free(&line);
     if (!l)
@@ -171,7 +174,7 @@ static const char *opt_str(lua_State *L, int idx, const char *name, size_t *len)
 static void build_opts(lua_State *L, int idx, aurora_http_opts *o, aurora_task *t)
 {
     size_t n;
-    int nbody = 0;
+    int nbody = 0, has_ctype = 0;
     char err[128];
 
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -209,8 +212,12 @@ static void build_opts(lua_State *L, int idx, aurora_http_opts *o, aurora_task *
     o->insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, idx, "max_body");
-    if (!lua_isnil(L, -1))
-        o->max_body = (size_t)luaL_checkinteger(L, -1);
+    if (!lua_isnil(L, -1)) {
+        lua_Integer mb = luaL_checkinteger(L, -1);
+        if (mb <= 0 || mb > (lua_Integer)BODY_MAX * 16)
+            luaL_error(L, "option 'max_body' must be between 1 and %d bytes", (int)BODY_MAX * 16);
+        o->max_body = (size_t)mb;
+    }
     lua_pop(L, 1);
 
     lua_getfield(L, idx, "headers");
@@ -228,6 +235,8 @@ static void build_opts(lua_State *L, int idx, aurora_http_opts *o, aurora_task *
                 lua_tostring(L, -1); /* converts in place: the value, not the key */
             aurora_secret_bytes(L, -1, &v, &vl);
             add_header(L, o, name, nl, v, vl);
+            if (nl == 12 && strncasecmp(name, "Content-Type", 12) == 0)
+                has_ctype = 1;
             lua_pop(L, 1);
         }
     }
@@ -266,10 +275,9 @@ static void build_opts(lua_State *L, int idx, aurora_http_opts *o, aurora_task *
         luaL_checktype(L, -1, LUA_TTABLE);
         nbody++;
         form_into(L, -1, &o->body);
-        lua_pushliteral(L, "application/x-www-form-urlencoded");
-        add_header(L, o, "Content-Type", 12, (const unsigned char *)lua_tostring(L, -1),
-                   lua_rawlen(L, -1));
-        lua_pop(L, 1);
+        if (!has_ctype)
+            add_header(L, o, "Content-Type", 12,
+                       (const unsigned char *)"application/x-www-form-urlencoded", 33);
     }
     lua_pop(L, 1);
     lua_getfield(L, idx, "json");
@@ -277,11 +285,30 @@ static void build_opts(lua_State *L, int idx, aurora_http_opts *o, aurora_task *
         nbody++;
         if (aurora_json_encode(L, -1, &o->body, err, sizeof(err)) != 0)
             luaL_error(L, "option 'json': %s", err);
-        add_header(L, o, "Content-Type", 12, (const unsigned char *)"application/json", 16);
+        if (!has_ctype)
+            add_header(L, o, "Content-Type", 12, (const unsigned char *)"application/json", 16);
     }
     lua_pop(L, 1);
     if (nbody > 1)
         luaL_error(L, "give only one of 'body', 'form' and 'json'");
+    if (nbody && (!o->method || strcmp(o->method, "GET") == 0 || strcmp(o->method, "HEAD") == 0))
+        luaL_error(L, "a %s request cannot carry a body", o->method ? o->method : "GET");
+
+    /* query = {k = v}: appended to the URL, form-encoded. The URL is returned to the caller,
+     * which keeps it on its stack until the transfer has copied it. */
+    lua_getfield(L, idx, "query");
+    if (!lua_isnil(L, -1)) {
+        aurora_buf q;
+        luaL_checktype(L, -1, LUA_TTABLE);
+        aurora_buf_init(&q, BODY_MAX);
+        form_into(L, -1, &q); /* a raise here leaks q: form_into only raises on misuse */
+        lua_pushfstring(L, "%s%s%s", o->url, strchr(o->url, '?') ? "&" : "?",
+                        q.data ? q.data : "");
+        aurora_buf_free(&q);
+    } else {
+        lua_pushstring(L, o->url);
+    }
+    lua_remove(L, -2);
 }
 
 /* Pushes the result of a finished transfer: a response table, or nil, message, code. */
@@ -392,7 +419,7 @@ static int build_protected(lua_State *L)
     aurora_task *t = lua_touserdata(L, 3);
 
     build_opts(L, 2, o, t);
-    return 0;
+    return 1; /* the URL */
 }
 
 static void start_one(lua_State *L, int idx, call *c, int i)
@@ -405,12 +432,14 @@ static void start_one(lua_State *L, int idx, call *c, int i)
     lua_pushlightuserdata(L, &o);
     lua_pushvalue(L, idx);
     lua_pushlightuserdata(L, c->task);
-    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
         aurora_http_opts_clear(&o);
         call_free(c);
         lua_error(L);
     }
+    o.url = lua_tostring(L, -1);
     c->x[i] = aurora_http_start(aurora_vm_worker(L), &o, on_done, c, &err);
+    lua_pop(L, 1);
     if (!c->x[i]) {
         call_free(c);
         luaL_error(L, "cannot start an HTTP transfer: %s", aurora_err_word(err));

@@ -3,6 +3,7 @@
  * worker thread, to a thread-local buffer flushed once per event-loop pass, so the access log
  * costs no system call per request. It never writes the value of a redacted field.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,12 +21,13 @@
 
 static int min_level = AURORA_LOG_INFO;
 static char redact_store[2048];
+/* Names are compared ignoring case, '_' and '-': "access_token", "accessToken" and
+ * "Access-Token" are one name. */
 static const char *redact[REDACT_MAX] = {
-    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-vault-token",
-    "password", "passwd", "secret", "client_secret", "clientsecret", "token", "access_token",
-    "refresh_token", "id_token", "client_assertion", "assertion", "private_key",
-    "api_key", "apikey", "code_verifier", "secret_id", "client_key", "kubeconfig",
-    "certificate_key", "x-api-key",
+    "authorization", "proxyauthorization", "cookie", "setcookie", "xvaulttoken", "password",
+    "passwd", "secret", "clientsecret", "token", "accesstoken", "refreshtoken", "idtoken",
+    "clientassertion", "assertion", "privatekey", "apikey", "xapikey", "codeverifier",
+    "secretid", "clientkey", "clientkeydata", "kubeconfig", "certificatekey", "vaulttoken",
 };
 static size_t redact_count = 25;
 
@@ -43,6 +45,13 @@ void aurora_log_init(int level, const char *extra_redact)
     if (!extra_redact || !*extra_redact)
         return;
     snprintf(redact_store, sizeof(redact_store), "%s", extra_redact);
+    for (char *c = redact_store, *o = redact_store;; c++) {
+        /* Normalise in place: lower case, no '_' or '-'. */
+        if (*c != '_' && *c != '-')
+            *o++ = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+        if (!*c)
+            break;
+    }
     for (tok = strtok_r(redact_store, ", ", &save); tok && redact_count < REDACT_MAX;
          tok = strtok_r(NULL, ", ", &save))
         redact[redact_count++] = tok;
@@ -63,8 +72,20 @@ int aurora_log_enabled(int level)
 
 int aurora_log_is_redacted(const char *name, size_t len)
 {
+    char norm[64];
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (c == '_' || c == '-')
+            continue;
+        if (n == sizeof(norm) - 1)
+            return 0; /* longer than any listed name */
+        norm[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    norm[n] = '\0';
     for (size_t i = 0; i < redact_count; i++)
-        if (strlen(redact[i]) == len && strncasecmp(redact[i], name, len) == 0)
+        if (strcmp(redact[i], norm) == 0)
             return 1;
     return 0;
 }
@@ -120,10 +141,14 @@ void aurora_log_field_num(aurora_buf *b, const char *name, double v)
 {
     aurora_buf_append(b, ",", 1);
     aurora_log_json_string(b, name, strlen(name));
-    if (v == (double)(long long)v)
+    if (!isfinite(v))
+        aurora_buf_puts(b, ":null"); /* JSON has no NaN or infinity */
+    else if (v > 9e15 || v < -9e15)
+        aurora_buf_printf(b, ":%.17g", v);
+    else if (v == (double)(long long)v)
         aurora_buf_printf(b, ":%lld", (long long)v);
     else
-        aurora_buf_printf(b, ":%.6g", v);
+        aurora_buf_printf(b, ":%.15g", v);
 }
 
 static void emit(aurora_buf *line)

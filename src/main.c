@@ -133,7 +133,7 @@ static int cmd_serve(int argc, char **argv)
     o.tls_cert_file = getenv("AURORA_TLS_CERT");
     o.tls_key_file = getenv("AURORA_TLS_KEY");
     o.tls_client_ca_file = getenv("AURORA_TLS_CLIENT_CA");
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
             fprintf(stderr, "aurora serve: %s needs a value\n", a);
@@ -156,7 +156,6 @@ static int cmd_serve(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        i++;
     }
     if (o.workers < 1 || o.workers > 256) {
         fprintf(stderr, "aurora serve: --workers must be between 1 and 256\n");

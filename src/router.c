@@ -72,6 +72,21 @@ static int split(const char *p, size_t len, const char **starts, size_t *lens)
     return n;
 }
 
+/* Whether two routes match exactly the same paths (captures in the same places, equal
+ * literals). */
+static int same_shape(const route *a, const route *b)
+{
+    if (a->nsegs != b->nsegs)
+        return 0;
+    for (int i = 0; i < a->nsegs; i++) {
+        if (a->segs[i].capture != b->segs[i].capture)
+            return 0;
+        if (!a->segs[i].capture && strcmp(a->segs[i].text, b->segs[i].text) != 0)
+            return 0;
+    }
+    return 1;
+}
+
 int aurora_router_add(aurora_router *r, const char *method, const char *pattern, int handler,
                       char *err, size_t errlen)
 {
@@ -98,11 +113,6 @@ int aurora_router_add(aurora_router *r, const char *method, const char *pattern,
         snprintf(err, errlen, "route pattern '%s' has too many segments", pattern);
         return AURORA_E_INVALID;
     }
-    for (int i = 0; i < r->n; i++)
-        if (strcmp(r->routes[i].method, method) == 0 && strcmp(r->routes[i].pattern, pattern) == 0) {
-            snprintf(err, errlen, "duplicate route %s %s", method, pattern);
-            return AURORA_E_INVALID;
-        }
     if (r->n == r->cap) {
         int cap = r->cap ? r->cap * 2 : 16;
         route *p = realloc(r->routes, (size_t)cap * sizeof(*p));
@@ -142,6 +152,21 @@ int aurora_router_add(aurora_router *r, const char *method, const char *pattern,
         if (!rt->segs[i].text)
             goto nomem;
     }
+    for (int i = 0; i < rt->nsegs; i++)
+        for (int j = 0; j < i; j++)
+            if (rt->segs[i].capture && rt->segs[j].capture &&
+                strcmp(rt->segs[i].text, rt->segs[j].text) == 0) {
+                snprintf(err, errlen, "route pattern '%s' names the capture '%s' twice", pattern,
+                         rt->segs[i].text);
+                goto fail;
+            }
+    for (int i = 0; i < r->n; i++)
+        if (strcmp(r->routes[i].method, method) == 0 && same_shape(&r->routes[i], rt)) {
+            /* Same paths, another spelling: which one ran would depend on table order. */
+            snprintf(err, errlen, "duplicate route %s %s (it matches the same paths as %s)",
+                     method, pattern, r->routes[i].pattern);
+            goto fail;
+        }
     rt->pattern = strdup(pattern);
     if (!rt->pattern)
         goto nomem;

@@ -141,19 +141,27 @@ static int l_close(lua_State *L)
     return 0;
 }
 
+/* The open secret behind the handle at idx; raises for anything else. */
+static const aurora_secret *check_open(lua_State *L, int idx)
+{
+    const aurora_secret *s = aurora_secret_test(L, idx);
+
+    if (!s)
+        luaL_typeerror(L, idx, SECRET_MT);
+    return s;
+}
+
 static int l_len(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)aurora_secret_test(L, 1)->len);
+    lua_pushinteger(L, (lua_Integer)check_open(L, 1)->len);
     return 1;
 }
 
 /* h:reveal() -> string. Makes a Lua string of the secret; use only where a library needs it. */
 static int l_reveal(lua_State *L)
 {
-    const aurora_secret *s = aurora_secret_test(L, 1);
+    const aurora_secret *s = check_open(L, 1);
 
-    if (!s)
-        luaL_typeerror(L, 1, SECRET_MT);
     lua_pushlstring(L, (const char *)s->data, s->len);
     return 1;
 }

@@ -238,6 +238,8 @@ static void set_response(req *r, unsigned status, char *body, size_t len, const 
 static void set_error(req *r, unsigned status, const char *msg)
 {
     aurora_buf b;
+    char *body;
+    size_t len;
 
     aurora_buf_init(&b, 4096);
     aurora_buf_puts(&b, "{\"error\":");
@@ -245,7 +247,8 @@ static void set_error(req *r, unsigned status, const char *msg)
     aurora_buf_puts(&b, ",\"requestId\":");
     aurora_log_json_string(&b, r->id, strlen(r->id));
     aurora_buf_puts(&b, "}");
-    set_response(r, status, aurora_buf_take(&b, NULL), b.len, "application/json");
+    body = aurora_buf_take(&b, &len);
+    set_response(r, status, body, len, "application/json");
 }
 
 static enum MHD_Result send_response(req *r)
@@ -279,8 +282,9 @@ static void response_from_lua(req *r, lua_State *co, int nres)
     int base = lua_gettop(co) - nres + 1;
     lua_Integer status = 200;
     const char *ctype = NULL;
-    char err[160];
+    char err[160], *body;
     aurora_buf b;
+    size_t len;
 
     if (nres >= 1 && !lua_isnil(co, base)) {
         int ok;
@@ -319,7 +323,8 @@ static void response_from_lua(req *r, lua_State *co, int nres)
     }
     if (!b.data)
         aurora_buf_append(&b, "", 0);
-    set_response(r, (unsigned)status, aurora_buf_take(&b, NULL), b.len, ctype ? ctype : "text/plain");
+    body = aurora_buf_take(&b, &len);
+    set_response(r, (unsigned)status, body, len, ctype ? ctype : "text/plain");
     if (!r->resp)
         return;
     if (nres >= 3 && lua_istable(co, base + 2)) {
@@ -595,11 +600,13 @@ static void dispatch(req *r)
     uint64_t deadline;
     int rc;
 
-    if (strcmp(r->path, "/healthz") == 0 && strcmp(r->method, "GET") == 0) {
+    int get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+
+    if (strcmp(r->path, "/healthz") == 0 && get) {
         builtin(r, 200, "{\"status\":\"ok\"}");
         return;
     }
-    if (strcmp(r->path, "/readyz") == 0 && strcmp(r->method, "GET") == 0) {
+    if (strcmp(r->path, "/readyz") == 0 && get) {
         if (ws->draining)
             builtin(r, 503, "{\"status\":\"draining\"}");
         else

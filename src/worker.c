@@ -28,11 +28,12 @@
 #define MAX_SLEEP_MS 1000
 #define HOOK_COUNT 10000
 
+/* A watched descriptor, in a table indexed by fd. seq tells a stale epoll event (for an fd that
+ * was unwatched, and maybe reused, earlier in the same pass) from a current one. */
 typedef struct watch {
-    int fd;
-    aurora_fd_fn fn;
+    aurora_fd_fn fn;        /* NULL when not watched */
     void *arg;
-    struct watch *next;
+    uint32_t seq;
 } watch;
 
 typedef struct post {
@@ -77,7 +78,9 @@ struct aurora_worker {
     int ntasks;
     aurora_timer **heap;
     size_t nheap, capheap;
-    watch *watches;
+    watch *watches;         /* indexed by fd */
+    int nwatches;
+    uint32_t watch_seq;
     struct { aurora_pass_fn fn; void *arg; } hooks[MAX_PASS_HOOKS];
     int nhooks;
     pthread_mutex_t lock;   /* guards posts */
@@ -189,28 +192,30 @@ int aurora_worker_watch(aurora_worker *w, int fd, uint32_t events, aurora_fd_fn 
 {
     struct epoll_event ev = {.events = events};
     watch *x;
+    int op;
 
-    for (x = w->watches; x; x = x->next)
-        if (x->fd == fd)
-            break;
-    if (!x) {
-        x = calloc(1, sizeof(*x));
-        if (!x)
+    if (fd < 0)
+        return AURORA_E_INVALID;
+    if (fd >= w->nwatches) {
+        int n = w->nwatches ? w->nwatches : 64;
+        watch *p;
+        while (n <= fd)
+            n *= 2;
+        p = realloc(w->watches, (size_t)n * sizeof(*p));
+        if (!p)
             return AURORA_E_NOMEM;
-        x->fd = fd;
-        ev.data.ptr = x;
-        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 &&
-            (errno != EEXIST || epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)) {
-            free(x);
-            return AURORA_E_IO;
-        }
-        x->next = w->watches;
-        w->watches = x;
-    } else {
-        ev.data.ptr = x;
-        if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
-            return AURORA_E_IO;
+        memset(p + w->nwatches, 0, (size_t)(n - w->nwatches) * sizeof(*p));
+        w->watches = p;
+        w->nwatches = n;
     }
+    x = &w->watches[fd];
+    op = x->fn ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (!x->fn)
+        x->seq = ++w->watch_seq;
+    ev.data.u64 = (uint64_t)x->seq << 32 | (uint32_t)fd;
+    if (epoll_ctl(w->epfd, op, fd, &ev) != 0 &&
+        (errno != EEXIST || epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) != 0))
+        return AURORA_E_IO;
     x->fn = fn;
     x->arg = arg;
     return 0;
@@ -218,18 +223,10 @@ int aurora_worker_watch(aurora_worker *w, int fd, uint32_t events, aurora_fd_fn 
 
 void aurora_worker_unwatch(aurora_worker *w, int fd)
 {
-    for (watch **p = &w->watches; *p; p = &(*p)->next) {
-        if ((*p)->fd == fd) {
-            watch *x = *p;
-            *p = x->next;
-            epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
-            /* An event for it may still sit in this pass's array: mark, free later. */
-            x->fn = NULL;
-            x->next = NULL;
-            free(x);
-            return;
-        }
-    }
+    if (fd < 0 || fd >= w->nwatches || !w->watches[fd].fn)
+        return;
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
+    w->watches[fd].fn = NULL;
 }
 
 /* ---- generations ---------------------------------------------------------------------------- */
@@ -706,14 +703,11 @@ void aurora_worker_run(aurora_worker *w, volatile int *until)
         n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
         atomic_store(&w->sleeping, 0);
         for (int i = 0; i < n; i++) {
-            watch *x = evs[i].data.ptr;
-            /* A callback earlier in this pass may have unwatched (freed) a later entry: look it
-             * up again by pointer before using it. */
-            watch *y;
-            for (y = w->watches; y && y != x; y = y->next)
-                ;
-            if (y && y->fn)
-                y->fn(w, y->fd, evs[i].events, y->arg);
+            int fd = (int)(uint32_t)evs[i].data.u64;
+            watch *x = fd < w->nwatches ? &w->watches[fd] : NULL;
+            /* An earlier callback of this pass may have unwatched it: skip stale events. */
+            if (x && x->fn && x->seq == (uint32_t)(evs[i].data.u64 >> 32))
+                x->fn(w, fd, evs[i].events, x->arg);
         }
         run_timers(w);
         run_posts(w);
@@ -776,11 +770,7 @@ void aurora_worker_free(aurora_worker **pw)
         w->free_tasks = t->next;
         free(t);
     }
-    while (w->watches) {
-        watch *x = w->watches;
-        w->watches = x->next;
-        free(x);
-    }
+    free(w->watches);
     while (w->posts) {
         post *p = w->posts;
         w->posts = p->next;

@@ -372,7 +372,7 @@ int main(void)
     RUN(read_file_of_a_missing_file_is_not_found);
     RUN(read_file_of_a_file_larger_than_the_maximum_is_too_large);
     RUN(read_file_of_a_directory_is_an_io_error);
-    /* Last: under AddressSanitizer the bug it shows is a heap overflow that ends the program. */
+    /* Last: should it regress, AddressSanitizer stops the program at the heap overflow. */
     RUN(a_buffer_whose_maximum_is_size_max_still_grows_to_fit);
     return check_summary();
 }
