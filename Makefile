@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
 PKGS := lua5.4 libcurl openssl libmicrohttpd yaml-0.1 gnutls
-DEB_PKGS := gcc make pkg-config ca-certificates openssl lua5.4 liblua5.4-dev libmicrohttpd-dev \
+DEB_PKGS := gcc make pkg-config ca-certificates liblua5.4-dev libmicrohttpd-dev \
             libcurl4-openssl-dev libssl-dev libyaml-dev libgnutls28-dev wrk
 
 OPT ?= -O2
@@ -52,6 +52,8 @@ $(BUILD)/test_%: tests/c/test_%.c tests/c/check.h $(BUILD)/libaurora.a
 $(BUILD):
 	mkdir -p $@
 
+ASAN_PKGS := clang libclang-rt-14-dev
+
 # Installs the Debian packages that are missing; does nothing when all are there.
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
@@ -79,6 +81,7 @@ install: aurora
 
 # AddressSanitizer + UBSan build in its own directory, running the whole suite.
 asan: deps
+	$(MAKE) deps DEB_PKGS="$(ASAN_PKGS)"
 	$(MAKE) BUILD=build-asan OPT=-O1 CC=clang \
 	    SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    build-asan/aurora $(patsubst $(BUILD)/%,build-asan/%,$(CTESTS))

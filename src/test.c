@@ -27,6 +27,7 @@
 typedef struct outcome {
     int done;
     int ok;
+    int lenient;    /* `aurora run`: anything but an error or an explicit false is success */
     char *msg;
 } outcome;
 
@@ -50,7 +51,10 @@ static void on_done(aurora_task *t, int status, int nres, const char *msg)
     o->done = 1;
     if (status == LUA_OK) {
         int base = lua_gettop(t->co) - nres + 1;
-        o->ok = nres >= 1 && lua_toboolean(t->co, base);
+        if (o->lenient)
+            o->ok = nres == 0 || !lua_isboolean(t->co, base) || lua_toboolean(t->co, base);
+        else
+            o->ok = nres >= 1 && lua_toboolean(t->co, base);
         if (nres >= 2 && lua_isstring(t->co, base + 1))
             o->msg = strdup(lua_tostring(t->co, base + 1));
     } else {
@@ -280,6 +284,7 @@ int aurora_run_main(const char *file, int argc, char **argv)
     for (int i = 0; i < run_args_argc; i++)
         lua_pushstring(L, run_args_argv[i]);
     memset(&o, 0, sizeof(o));
+    o.lenient = 1;
     if (aurora_task_start(w, argc, 0, on_done, &o))
         aurora_worker_run(w, &o.done);
     /* Background timers the script left behind do not keep the process alive. */

@@ -178,6 +178,18 @@ T.test("a handler past its deadline gets 504, and a busy loop is stopped too", f
 end)
 
 
+T.test("a handler that exceeds the VM memory cap fails alone; the server keeps serving", function()
+    local s = T.server { app = APP, env = { AURORA_VM_MEMORY_MB = "64" }, workers = 1 }
+    local res = assert(s:request("GET", "/hog"))
+    T.eq(res.status, 500)
+    T.eq(json.decode(res.body).error, "internal error")
+    res = assert(s:request("GET", "/hello/after"))
+    T.eq(res.status, 200)
+    s:stop()
+    T.contains(s:log(), "not enough memory")
+end)
+
+
 T.test("a bad configuration value stops the server with a clear message", function()
     local p = T.spawn({ require("aurora.proc").self_exe(), "serve", "--app", APP, "--listen",
         "127.0.0.1:1" }, { AURORA_WORKERS = "many", AURORA_ENV_FILE = "/nonexistent" })

@@ -111,5 +111,12 @@ return a == "x"
     T.eq({ T.wait_process(p.pid, 10) }, { "exited", 0 })
     T.eq(T.read_file(p.log_file), "x+y\n")
     p = T.spawn { proc.self_exe(), "run", dir .. "/s.lua", "z", "y" }
-    T.eq({ T.wait_process(p.pid, 10) }, { "exited", 1 })
+    T.eq({ T.wait_process(p.pid, 10) }, { "exited", 1 }, "returned false")
+    T.write_file(dir .. "/quiet.lua", "local x = 1\n")
+    p = T.spawn { proc.self_exe(), "run", dir .. "/quiet.lua" }
+    T.eq({ T.wait_process(p.pid, 10) }, { "exited", 0 }, "returned nothing")
+    T.write_file(dir .. "/bad.lua", "error('broken on purpose')\n")
+    p = T.spawn { proc.self_exe(), "run", dir .. "/bad.lua" }
+    T.eq({ T.wait_process(p.pid, 10) }, { "exited", 1 }, "raised")
+    T.contains(T.read_file(p.log_file), "broken on purpose")
 end)

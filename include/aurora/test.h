@@ -8,8 +8,8 @@
  * Prints a line per test and "N passed, N failed". Returns the process exit status. */
 int aurora_test_main(int argc, char **argv);
 
-/* Runs the script file as a task with argv as its arguments. Returns the exit status: 0 when
- * it returned anything but false/nil... (see docs) */
+/* Runs the script file as a task with argv as its arguments (`...`). Returns the exit status:
+ * 1 when the script raised an error or returned false, else 0. */
 int aurora_run_main(const char *file, int argc, char **argv);
 
 #endif
