@@ -534,8 +534,9 @@ void aurora_task_check_wait(lua_State *L, const char *fname)
     aurora_task *t = aurora_task_of(L);
 
     if (!t || !t->running || !lua_isyieldable(L))
-        luaL_error(L, "%s: cannot wait here (only inside a request, timer or test, and not "
-                      "inside a metamethod, iterator or sort callback)", fname);
+        luaL_error(L, "%s: cannot wait here (only inside a request, timer or test, and not in a "
+                      "sort comparator, gsub callback, __tostring, __gc or a script's own "
+                      "coroutine)", fname);
 }
 
 int aurora_task_wait(lua_State *L, aurora_cancel_fn cancel, void *wait)

@@ -103,3 +103,14 @@ T.test("escape and form_encode percent-encode everything but unreserved characte
     T.eq(http.escape("a b/c?d=é~"), "a%20b%2Fc%3Fd%3D%C3%A9~")
     T.eq(http.form_encode { b = "2", a = "x y" }, "a=x%20y&b=2")
 end)
+
+
+T.test("query tables are appended to the URL and empty header values are sent", function()
+    local s = T.server { app = "tests/fixtures/engine" }
+    local res = assert(http.request { url = s.url .. "/hello/q?a=1", query = { b = "x y", c = 2 },
+        headers = { ["X-Empty"] = "" } })
+    T.eq(json.decode(res.body).query, { a = "1", b = "x y", c = "2" })
+    T.raises(function() http.request { url = s.url .. "/x", body = "a" } end,
+        "GET request cannot carry a body")
+    T.raises(function() http.request { url = s.url .. "/x", max_body = -1 } end, "max_body")
+end)
