@@ -1,0 +1,171 @@
+-- The simulator's core: configuration written by the launcher, the scenario, ids, JSON
+-- answers, request counters and the fault/latency knobs every route goes through.
+--
+-- The simulator runs with one worker, so the module-level tables below are the one shared state
+-- of every service it serves (Entra ID, ARM, Graph, Vault, the Kubernetes API servers).
+local crypto = require "aurora.crypto"
+local env = require "aurora.env"
+local json = require "aurora.json"
+local time = require "aurora.time"
+
+local M = {}
+
+M.state_dir = env.get("SIM_STATE_DIR")
+
+
+local function read_file(path)
+    local f = io.open(path, "rb")
+    if not f then
+        return nil
+    end
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+M.read_file = read_file
+
+
+--- Loads config.json (written by launch.lua) and the scenario it names. Called at app load.
+function M.load()
+    assert(M.state_dir, "SIM_STATE_DIR is not set: start the simulator with tests/sim/launch.lua")
+    M.config = assert(json.decode(assert(read_file(M.state_dir .. "/config.json"),
+        "no config.json in SIM_STATE_DIR")))
+    local scenario = require("scenario")
+    M.scenario = scenario.load(M.config.scenario, M.config)
+    M.reset()
+end
+
+
+--- A random GUID (version 4), lower case.
+function M.uuid()
+    local b = { crypto.random(16):byte(1, 16) }
+    b[7] = (b[7] & 0x0f) | 0x40
+    b[9] = (b[9] & 0x3f) | 0x80
+    local h = {}
+    for i = 1, 16 do h[i] = string.format("%02x", b[i]) end
+    local s = table.concat(h)
+    return string.format("%s-%s-%s-%s-%s", s:sub(1, 8), s:sub(9, 12), s:sub(13, 16),
+        s:sub(17, 20), s:sub(21, 32))
+end
+
+
+--- "2026-11-28 13:24:02Z" (Entra's timestamp style) or ISO 8601 with iso = true.
+function M.timestamp(t, iso)
+    t = t or os.time()
+    return os.date(iso and "!%Y-%m-%dT%H:%M:%SZ" or "!%Y-%m-%d %H:%M:%SZ", t)
+end
+
+
+--- A JSON answer with the headers every Azure service sends.
+function M.json(status, body, headers)
+    headers = headers or {}
+    headers["Content-Type"] = headers["Content-Type"] or "application/json; charset=utf-8"
+    return status, body, headers
+end
+
+
+-- ---- counters and knobs ---------------------------------------------------------------------
+
+--- Clears counters and knobs (POST /_sim/reset), and the mutable state services registered.
+function M.reset()
+    M.stats = {}
+    M.knobs = { latency_ms = {}, faults = {} }
+    for _, fn in ipairs(M.resetters or {}) do fn() end
+end
+
+M.resetters = {}
+
+
+--- Registers fn to run on every reset (services use it to restore their scenario state).
+function M.on_reset(fn)
+    M.resetters[#M.resetters + 1] = fn
+end
+
+
+local function fault_for(name)
+    for i, f in ipairs(M.knobs.faults) do
+        if (f.route == name or f.route == "*" or name:find(f.route, 1, true) == 1) and
+            (f.count or 1) > 0 then
+            f.count = (f.count or 1) - 1
+            if f.count <= 0 then
+                table.remove(M.knobs.faults, i)
+            end
+            return f
+        end
+    end
+    return nil
+end
+
+
+--- Wraps a handler: counts it under name ("arm:GET /subscriptions"), applies latency and
+-- injected faults, then runs it.
+function M.wrap(name, handler)
+    return function(req)
+        M.stats[name] = (M.stats[name] or 0) + 1
+        local service = name:match("^([^:]+):")
+        local delay = M.knobs.latency_ms[name] or M.knobs.latency_ms[service] or
+            M.knobs.latency_ms["*"]
+        if delay and delay > 0 then
+            time.sleep(delay / 1000)
+        end
+        local f = fault_for(name)
+        if f then
+            if f.drop then
+                -- A dropped connection: the closest a handler can do is hang past the
+                -- client's timeout; tests pair it with a short client timeout.
+                time.sleep(f.drop)
+            end
+            local headers = { ["Content-Type"] = "application/json" }
+            if f.retry_after then
+                headers["Retry-After"] = tostring(f.retry_after)
+                headers["x-ms-ratelimit-remaining-subscription-reads"] = "0"
+            end
+            return f.status or 500, f.body or { error = { code = f.code or "InternalServerError",
+                message = f.message or "Injected fault." } }, headers
+        end
+        return handler(req)
+    end
+end
+
+
+--- Adds "METHOD /path" to routes, wrapped and counted as "service:METHOD /path".
+function M.add(routes, service, key, handler)
+    routes[key] = M.wrap(service .. ":" .. key, handler)
+end
+
+
+--- The control routes every listener serves under /_sim/.
+function M.control_routes(routes)
+    routes["GET /_sim/stats"] = function()
+        local total = 0
+        for _, n in pairs(M.stats) do total = total + n end
+        return 200, { counts = M.stats, total = total }
+    end
+    routes["POST /_sim/reset"] = function()
+        M.reset()
+        return 200, { reset = true }
+    end
+    routes["POST /_sim/knobs"] = function(req)
+        local k = req:json()
+        if type(k.latency_ms) == "table" then
+            for name, ms in pairs(k.latency_ms) do M.knobs.latency_ms[name] = ms end
+        end
+        for _, f in ipairs(k.faults or {}) do
+            M.knobs.faults[#M.knobs.faults + 1] = f
+        end
+        for name, v in pairs(k) do
+            if name ~= "latency_ms" and name ~= "faults" then
+                M.knobs[name] = v
+            end
+        end
+        return 200, { knobs = M.knobs }
+    end
+    routes["GET /_sim/config"] = function()
+        return 200, { urls = M.config.urls, tenant = M.scenario.default.tenant,
+            subscription = M.scenario.default.subscription }
+    end
+    return routes
+end
+
+return M
