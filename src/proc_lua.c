@@ -110,6 +110,16 @@ static int l_poll(lua_State *L)
     return 2;
 }
 
+/* proc.alive(pid) -> whether a process with that id exists (any process, not only children) */
+static int l_alive(lua_State *L)
+{
+    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+
+    luaL_argcheck(L, pid > 0, 1, "pid must be positive");
+    lua_pushboolean(L, kill(pid, 0) == 0 || errno == EPERM);
+    return 1;
+}
+
 /* proc.free_port() -> a free TCP port on 127.0.0.1 */
 static int l_free_port(lua_State *L)
 {
@@ -159,7 +169,7 @@ int luaopen_aurora_proc(lua_State *L)
     static const luaL_Reg funcs[] = {
         {"spawn", l_spawn},         {"kill", l_kill},       {"poll", l_poll},
         {"free_port", l_free_port}, {"self_exe", l_self_exe}, {"mkdtemp", l_mkdtemp},
-        {"pid", l_pid},             {NULL, NULL},
+        {"pid", l_pid},             {"alive", l_alive},     {NULL, NULL},
     };
 
     luaL_newlib(L, funcs);

@@ -14,6 +14,7 @@ local M = {}
 local tests = {}
 local children = {}
 local tmpdirs = {}
+local deferred = {}
 
 
 local function fail(msg, level)
@@ -295,6 +296,12 @@ function M.spawn(argv, env)
 end
 
 
+--- Runs fn when the test ends, pass or fail (before servers are stopped), latest first.
+function M.defer(fn)
+    deferred[#deferred + 1] = fn
+end
+
+
 function M._names()
     local names = {}
     for i, t in ipairs(tests) do names[i] = t.name end
@@ -318,6 +325,10 @@ end
 
 
 function M._cleanup()
+    for i = #deferred, 1, -1 do
+        pcall(deferred[i])
+    end
+    deferred = {}
     for _, c in ipairs(children) do
         if not c.stopped then
             pcall(Server.stop, c, 5)

@@ -1,0 +1,170 @@
+-- Starts the Azure simulator: `aurora run tests/sim/launch.lua STATE_DIR [SCENARIO_FILE]`.
+--
+-- Creates the simulator's CA and certificates, the token signing key and one CA per AKS cluster
+-- in STATE_DIR, picks free loopback ports, starts
+-- `aurora serve --app tests/sim --workers 1 --listeners STATE_DIR/listeners.json` in the
+-- background (its pid in STATE_DIR/sim.pid, its log in STATE_DIR/sim.log), waits until every
+-- listener answers, then writes STATE_DIR/sim.env (shell-sourceable) and exits 0.
+local crypto = require "aurora.crypto"
+local http = require "aurora.http"
+local json = require "aurora.json"
+local proc = require "aurora.proc"
+local time = require "aurora.time"
+
+local dir, scenario_file = ...
+assert(dir, "usage: aurora run tests/sim/launch.lua STATE_DIR [SCENARIO_FILE]")
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+scenario_file = scenario_file or (here .. "/scenarios/default.lua")
+os.execute("mkdir -p '" .. dir .. "' && chmod 700 '" .. dir .. "'")
+
+local function write(path, content)
+    local f = assert(io.open(path, "wb"))
+    f:write(content)
+    f:close()
+end
+
+
+local function issue_ca(cn)
+    local key = crypto.generate_key("ec")
+    return key, crypto.issue_cert { key = key, subject = { CN = cn, O = "Aurora simulator" },
+        is_ca = true, days = 30 }
+end
+
+
+local function issue_server(ca_key, ca, cn, prefix)
+    local key = crypto.generate_key("ec")
+    local cert = crypto.issue_cert { key = key, subject = { CN = cn }, ca_cert = ca,
+        ca_key = ca_key, sans = { "127.0.0.1", "localhost" }, days = 30 }
+    write(prefix .. ".pem", cert:pem())
+    assert(key:private_pem():write_file(prefix .. ".key"))
+end
+
+-- The simulator's own CA and the certificate all Azure-side listeners share.
+local ca_key, ca = issue_ca("Aurora simulator CA")
+write(dir .. "/ca.pem", ca:pem())
+assert(ca_key:private_pem():write_file(dir .. "/ca.key"))
+issue_server(ca_key, ca, "127.0.0.1", dir .. "/server")
+assert(crypto.generate_key("rsa", 2048):private_pem():write_file(dir .. "/signing.key"))
+
+local scenario = require("scenario").load(scenario_file)
+local listeners, urls, clusters = {}, {}, {}
+for _, name in ipairs { "login", "arm", "graph", "vault" } do
+    local port = assert(proc.free_port())
+    urls[name] = "https://127.0.0.1:" .. port
+    listeners[#listeners + 1] = { name = name, routes = name, listen = "127.0.0.1:" .. port,
+        tls_cert = dir .. "/server.pem", tls_key = dir .. "/server.key" }
+end
+-- One Kubernetes API server per cluster, each with its own CA; client certificates are
+-- requested (not required) and verified against that CA.
+for _, c in ipairs(scenario.clusters) do
+    local cdir = dir .. "/clusters/" .. c.name
+    os.execute("mkdir -p '" .. cdir .. "'")
+    local ckey, cca = issue_ca("aks-" .. c.name .. "-ca")
+    write(cdir .. "/ca.pem", cca:pem())
+    assert(ckey:private_pem():write_file(cdir .. "/ca.key"))
+    issue_server(ckey, cca, "apiserver", cdir .. "/server")
+    local port = assert(proc.free_port())
+    clusters[c.name] = { url = "https://127.0.0.1:" .. port, ca_file = cdir .. "/ca.pem",
+        ca_key_file = cdir .. "/ca.key" }
+    listeners[#listeners + 1] = { name = "kube:" .. c.name, routes = "kube",
+        listen = "127.0.0.1:" .. port, tls_cert = cdir .. "/server.pem",
+        tls_key = cdir .. "/server.key", tls_client_ca = cdir .. "/ca.pem" }
+end
+write(dir .. "/listeners.json", json.encode(listeners))
+write(dir .. "/config.json", json.encode({ urls = urls, clusters = clusters,
+    ca_file = dir .. "/ca.pem", signing_key = dir .. "/signing.key",
+    scenario = scenario_file, state_dir = dir }))
+
+local pid = assert(proc.spawn {
+    argv = { proc.self_exe(), "serve", "--app", here, "--workers", "1",
+        "--listeners", dir .. "/listeners.json" },
+    env = { SIM_STATE_DIR = dir, AURORA_DATA_DIR = dir, AURORA_ENV_FILE = dir .. "/none.env",
+        AURORA_PID_FILE = dir .. "/sim.pid", AURORA_LOG_LEVEL = os.getenv("SIM_LOG_LEVEL") or "info" },
+    stdout = dir .. "/sim.log", stderr = dir .. "/sim.log",
+})
+
+-- Ready when every listener answers /healthz over verified TLS.
+local deadline = time.monotonic() + 20
+for _, l in ipairs(listeners) do
+    local url = "https://" .. l.listen .. "/healthz"
+    local ca_file = l.tls_client_ca or (dir .. "/ca.pem")
+    while true do
+        local how, code = proc.poll(pid)
+        if how then
+            io.stderr:write("simulator exited (" .. how .. " " .. code .. "); see " .. dir ..
+                "/sim.log\n")
+            return false
+        end
+        local res = http.request { url = url, ca_file = ca_file, timeout = 1 }
+        if res and res.status == 200 then break end
+        if time.monotonic() > deadline then
+            proc.kill(pid, "TERM")
+            io.stderr:write("simulator not ready in time; see " .. dir .. "/sim.log\n")
+            return false
+        end
+        time.sleep(0.02)
+    end
+end
+
+-- An admin kubeconfig for the default cluster, as listClusterAdminCredential would return it.
+local d = scenario.default
+local kube = clusters[d.aks_cluster]
+local kubeconfig_path = ""
+if kube then
+    local cdir = dir .. "/clusters/" .. d.aks_cluster
+    local ckey = assert(crypto.load_key(require("aurora.secret").from_file(cdir .. "/ca.key")))
+    local cca = assert(crypto.load_cert(assert(io.open(cdir .. "/ca.pem")):read("a")))
+    local key = crypto.generate_key("rsa", 2048)
+    local cert = crypto.issue_cert { key = key, subject = { CN = "masterclient",
+        O = "system:masters" }, ca_cert = cca, ca_key = ckey, usage = "client", days = 30 }
+    local b64 = crypto.b64encode
+    local pem <close> = key:private_pem()
+    kubeconfig_path = dir .. "/kubeconfig"
+    local yaml = table.concat({
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters:",
+        "- name: " .. d.aks_cluster,
+        "  cluster:",
+        "    certificate-authority-data: " .. b64(cca:pem()),
+        "    server: " .. kube.url,
+        "contexts:",
+        "- name: " .. d.aks_cluster .. "-admin",
+        "  context:",
+        "    cluster: " .. d.aks_cluster,
+        "    user: clusterAdmin_" .. d.aks_resource_group .. "_" .. d.aks_cluster,
+        "current-context: " .. d.aks_cluster .. "-admin",
+        "preferences: {}",
+        "users:",
+        "- name: clusterAdmin_" .. d.aks_resource_group .. "_" .. d.aks_cluster,
+        "  user:",
+        "    client-certificate-data: " .. b64(cert:pem()),
+        "    client-key-data: " .. b64(pem:reveal()),
+        "",
+    }, "\n")
+    local f = assert(io.open(kubeconfig_path, "wb"))
+    f:write(yaml)
+    f:close()
+    os.execute("chmod 600 '" .. kubeconfig_path .. "'")
+end
+
+local vars = {
+    SIM_LOGIN_URL = urls.login, SIM_ARM_URL = urls.arm, SIM_GRAPH_URL = urls.graph,
+    SIM_VAULT_ADDR = urls.vault, SIM_VAULT_TOKEN = scenario.vault and scenario.vault.root_token or "",
+    SIM_CA_FILE = dir .. "/ca.pem", SIM_TENANT = d.tenant, SIM_CLIENT_ID = d.client_id,
+    SIM_CLIENT_SECRET = d.client_secret, SIM_SUBSCRIPTION = d.subscription,
+    SIM_AKS_RESOURCE_GROUP = d.aks_resource_group, SIM_AKS_CLUSTER = d.aks_cluster,
+    SIM_KUBECONFIG = kubeconfig_path, SIM_PID = tostring(pid), SIM_STATE_DIR = dir,
+}
+local names = {}
+for k in pairs(vars) do names[#names + 1] = k end
+table.sort(names)
+local lines = {}
+for _, k in ipairs(names) do
+    lines[#lines + 1] = string.format("%s='%s'", k, (vars[k]:gsub("'", "'\\''")))
+end
+write(dir .. "/sim.env.tmp", table.concat(lines, "\n") .. "\n")
+os.rename(dir .. "/sim.env.tmp", dir .. "/sim.env")
+os.execute("chmod 600 '" .. dir .. "/sim.env'")
+print("simulator ready: " .. dir .. "/sim.env")
+return true
