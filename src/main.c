@@ -28,7 +28,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: aurora <command> [options]\n"
             "  serve [--app DIR] [--listen HOST:PORT] [--workers N]\n"
-            "        [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
+            "        [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--listeners FILE]\n"
             "  test [FILES|DIRS]      run *_test.lua files (default: tests)\n"
             "  run FILE [ARGS]        run a Lua script as a task\n"
             "  check [--app DIR]      compile the app's scripts without serving\n"
@@ -74,34 +74,6 @@ static const char *default_app(void)
     return AURORA_SHARE_DIR "/lua";
 }
 
-/* "127.0.0.1:5000", "[::1]:5000" -> host, port. Returns 0 or -1. */
-static int parse_listen(const char *s, char *host, size_t hlen, int *port)
-{
-    const char *colon;
-    char *end;
-    long p;
-
-    if (s[0] == '[') {
-        const char *rb = strchr(s, ']');
-        if (!rb || rb[1] != ':')
-            return -1;
-        snprintf(host, hlen, "%.*s", (int)(rb - s - 1), s + 1);
-        colon = rb + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return -1;
-        snprintf(host, hlen, "%.*s", (int)(colon - s), s);
-    }
-    p = strtol(colon + 1, &end, 10);
-    if (*end || p < 0 || p > 65535 || !*host)
-        return -1;
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, hlen, "127.0.0.1");
-    *port = (int)p;
-    return 0;
-}
-
 static void pid_file_path(char *out, size_t n)
 {
     const char *pf = getenv("AURORA_PID_FILE");
@@ -133,6 +105,7 @@ static int cmd_serve(int argc, char **argv)
     o.tls_cert_file = getenv("AURORA_TLS_CERT");
     o.tls_key_file = getenv("AURORA_TLS_KEY");
     o.tls_client_ca_file = getenv("AURORA_TLS_CLIENT_CA");
+    o.listeners_file = getenv("AURORA_LISTENERS");
     for (int i = 0; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -151,6 +124,8 @@ static int cmd_serve(int argc, char **argv)
             o.tls_key_file = v;
         else if (strcmp(a, "--tls-client-ca") == 0)
             o.tls_client_ca_file = v;
+        else if (strcmp(a, "--listeners") == 0)
+            o.listeners_file = v;
         else {
             fprintf(stderr, "aurora serve: unknown option %s\n", a);
             usage(stderr);
@@ -161,7 +136,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "aurora serve: --workers must be between 1 and 256\n");
         return 2;
     }
-    if (parse_listen(listen_at, host, sizeof(host), &o.port) != 0) {
+    if (aurora_server_parse_listen(listen_at, host, sizeof(host), &o.port) != 0) {
         fprintf(stderr, "aurora serve: cannot parse listen address \"%s\" (HOST:PORT)\n",
                 listen_at);
         return 2;
@@ -228,7 +203,7 @@ static int cmd_check(int argc, char **argv)
     if (!L)
         return 1;
     bad = compile_tree(L, app);
-    if (!bad && aurora_app_load(L, app, err, sizeof(err)) != 0) {
+    if (!bad && aurora_app_load(L, app, NULL, -1, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         bad++;
     }

@@ -48,11 +48,34 @@
 
 typedef struct srv srv;
 typedef struct wsrv wsrv;
+typedef struct dmn dmn;
+
+/* One address the server listens on, with its TLS material and the route table it serves. */
+typedef struct listener {
+    char name[128];
+    char routes[128];         /* "" = the app's single route table */
+    char host[256];
+    int port;
+    int fd;
+    aurora_buf cert, key, ca;
+    char bound[300];
+} listener;
+
+/* A worker's libmicrohttpd daemon for one listener. */
+struct dmn {
+    wsrv *ws;
+    listener *l;
+    struct MHD_Daemon *d;
+    int epfd;
+    int need_run;
+    aurora_timer timer;
+};
 
 enum { REQ_NEW, REQ_RUNNING, REQ_READY };
 
 typedef struct req {
     wsrv *ws;
+    dmn *dm;
     struct MHD_Connection *conn;
     int state;
     int suspended;
@@ -72,10 +95,8 @@ typedef struct req {
 struct wsrv {
     srv *s;
     aurora_worker *w;
-    struct MHD_Daemon *d;
-    int mhd_epfd;
-    aurora_timer mhd_timer;
-    int need_run;
+    dmn *dms;                 /* one per listener */
+    int ndms;
     int inflight;
     int draining;
     int killed;
@@ -87,8 +108,10 @@ struct wsrv {
 
 struct srv {
     const aurora_server_opts *o;
-    int listen_fd;
-    aurora_buf cert, key, ca;
+    listener *ls;
+    int nls;
+    const char **route_sets;  /* distinct routes names of the listeners (none: one table) */
+    int nsets;
     wsrv *ws;
     int n;
 };
@@ -163,10 +186,40 @@ static int compile_routes(lua_State *L, aurora_router *r, char *err, size_t errl
     return rc;
 }
 
-int aurora_app_load(lua_State *L, const char *dir, char *err, size_t errlen)
+/* Compiles the route table on top of the stack into a new router, stored in the registry's
+ * routers table under name. Pops nothing. */
+static int build_router(lua_State *L, const char *name, char *err, size_t errlen)
 {
     aurora_router **r;
-    int top = lua_gettop(L), rc;
+    int t = lua_gettop(L), rc;
+
+    lua_getfield(L, LUA_REGISTRYINDEX, ROUTER_KEY);
+    r = lua_newuserdatauv(L, sizeof(*r), 0);
+    *r = NULL;
+    if (luaL_newmetatable(L, ROUTER_MT)) {
+        lua_pushcfunction(L, router_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    *r = aurora_router_new();
+    if (!*r) {
+        snprintf(err, errlen, "out of memory");
+        lua_settop(L, t);
+        return AURORA_E_NOMEM;
+    }
+    lua_pushvalue(L, t);
+    rc = compile_routes(L, *r, err, errlen);
+    lua_settop(L, t + 2);
+    if (rc == 0)
+        lua_setfield(L, -2, name);
+    lua_settop(L, t);
+    return rc;
+}
+
+int aurora_app_load(lua_State *L, const char *dir, const char *const *sets, int nsets, char *err,
+                    size_t errlen)
+{
+    int top = lua_gettop(L), rc = 0;
 
     lua_pushfstring(L, "%s/app.lua", dir);
     if (luaL_loadfile(L, lua_tostring(L, -1)) != LUA_OK ||
@@ -181,37 +234,56 @@ int aurora_app_load(lua_State *L, const char *dir, char *err, size_t errlen)
         lua_settop(L, top);
         return AURORA_E_INVALID;
     }
-    r = lua_newuserdatauv(L, sizeof(*r), 0);
-    *r = NULL;
-    if (luaL_newmetatable(L, ROUTER_MT)) {
-        lua_pushcfunction(L, router_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_setmetatable(L, -2);
-    *r = aurora_router_new();
-    if (!*r) {
-        snprintf(err, errlen, "out of memory");
-        lua_settop(L, top);
-        return AURORA_E_NOMEM;
-    }
-    lua_pushvalue(L, -2);
-    rc = compile_routes(L, *r, err, errlen);
-    if (rc) {
-        lua_settop(L, top);
-        return rc;
-    }
-    lua_pop(L, 1);
+    lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, ROUTER_KEY);
+    if (nsets < 0) {
+        /* `aurora check` without the listeners: compile every named route table, or the one
+         * table when its keys are routes. */
+        int named = 1;
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            named &= lua_type(L, -2) == LUA_TSTRING && !strchr(lua_tostring(L, -2), ' ') &&
+                     lua_istable(L, -1);
+            lua_pop(L, 1);
+        }
+        if (!named) {
+            rc = build_router(L, "", err, errlen);
+        } else {
+            lua_pushnil(L);
+            while (!rc && lua_next(L, -2)) {
+                rc = build_router(L, lua_tostring(L, -2), err, errlen);
+                lua_pop(L, 1);
+            }
+        }
+    } else if (nsets == 0) {
+        rc = build_router(L, "", err, errlen);
+    } else {
+        /* Several listeners: the app returns one route table per name they use. */
+        for (int i = 0; !rc && i < nsets; i++) {
+            lua_getfield(L, -1, sets[i]);
+            if (!lua_istable(L, -1)) {
+                snprintf(err, errlen, "%s/app.lua must return a route table named '%s' for "
+                                      "the listeners that use it", dir, sets[i]);
+                rc = AURORA_E_INVALID;
+            } else {
+                rc = build_router(L, sets[i], err, errlen);
+            }
+            lua_pop(L, 1);
+        }
+    }
     lua_settop(L, top);
-    return 0;
+    return rc;
 }
 
-static aurora_router *router_of(lua_State *L)
+static aurora_router *router_of(lua_State *L, const char *name)
 {
-    aurora_router **r;
+    aurora_router **r = NULL;
 
-    lua_getfield(L, LUA_REGISTRYINDEX, ROUTER_KEY);
-    r = lua_touserdata(L, -1);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, ROUTER_KEY) == LUA_TTABLE) {
+        lua_getfield(L, -1, name);
+        r = lua_touserdata(L, -1);
+        lua_pop(L, 1);
+    }
     lua_pop(L, 1);
     return r ? *r : NULL;
 }
@@ -392,7 +464,7 @@ static void on_task_done(aurora_task *t, int status, int nres, const char *msg)
     r->state = REQ_READY;
     if (r->suspended) {
         r->suspended = 0;
-        r->ws->need_run = 1;
+        r->dm->need_run = 1;
         MHD_resume_connection(r->conn);
     }
 }
@@ -540,6 +612,8 @@ static void push_request(lua_State *L, req *r, const aurora_route_match *m)
     lua_setfield(L, -2, "route");
     lua_pushstring(L, r->id);
     lua_setfield(L, -2, "id");
+    lua_pushstring(L, r->dm->l->name);
+    lua_setfield(L, -2, "listener");
     lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
     lua_setfield(L, -2, "body");
 
@@ -594,7 +668,7 @@ static void dispatch(req *r)
 {
     wsrv *ws = r->ws;
     lua_State *L = aurora_worker_vm(ws->w);
-    aurora_router *router = router_of(L);
+    aurora_router *router = router_of(L, r->dm->l->routes);
     aurora_route_match m;
     aurora_task *t;
     uint64_t deadline;
@@ -673,7 +747,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_size, void **con_cls)
 {
-    wsrv *ws = cls;
+    dmn *dm = cls;
+    wsrv *ws = dm->ws;
     req *r = *con_cls;
 
     (void)version;
@@ -683,6 +758,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!r)
             return MHD_NO;
         r->ws = ws;
+        r->dm = dm;
         r->conn = conn;
         r->start = aurora_now_ms();
         r->method = strdup(method);
@@ -697,7 +773,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!r->method || !r->path)
             return MHD_NO;
         new_request_id(r);
-        if (ws->s->ca.len)
+        if (dm->l->ca.len)
             read_client_cert(r);
         if (cl && strtoull(cl, NULL, 10) > ws->s->o->body_max) {
             /* Answering now closes the connection, which is what an oversized body deserves. */
@@ -776,18 +852,18 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 /* Runs the daemon, then schedules the next run when it has work pending (its connection
  * sockets are edge-triggered: data left unread after a pass raises no new event) or a timeout
  * to enforce. */
-static void run_mhd(wsrv *ws)
+static void run_mhd(dmn *dm)
 {
     MHD_UNSIGNED_LONG_LONG ms;
 
-    if (!ws->d)
+    if (!dm->d)
         return;
-    ws->need_run = 0;
-    MHD_run(ws->d);
-    if (ws->d && MHD_get_timeout(ws->d, &ms) == MHD_YES)
-        aurora_timer_start(ws->w, &ws->mhd_timer, aurora_now_ms() + (uint64_t)ms);
+    dm->need_run = 0;
+    MHD_run(dm->d);
+    if (dm->d && MHD_get_timeout(dm->d, &ms) == MHD_YES)
+        aurora_timer_start(dm->ws->w, &dm->timer, aurora_now_ms() + (uint64_t)ms);
     else
-        aurora_timer_stop(ws->w, &ws->mhd_timer);
+        aurora_timer_stop(dm->ws->w, &dm->timer);
 }
 
 static void on_mhd_timer(aurora_worker *w, void *arg)
@@ -802,27 +878,39 @@ static void on_mhd_fd(aurora_worker *w, int fd, uint32_t events, void *arg)
     run_mhd(arg);
 }
 
+static void stop_daemons(wsrv *ws)
+{
+    for (int i = 0; i < ws->ndms; i++) {
+        dmn *dm = &ws->dms[i];
+        if (!dm->d)
+            continue;
+        aurora_worker_unwatch(ws->w, dm->epfd);
+        aurora_timer_stop(ws->w, &dm->timer);
+        MHD_stop_daemon(dm->d);
+        dm->d = NULL;
+    }
+}
+
 static void server_pass(aurora_worker *w, void *arg)
 {
     wsrv *ws = arg;
     uint64_t now = aurora_now_ms();
 
-    if (ws->need_run)
-        run_mhd(ws);
-    if (!ws->draining || !ws->d)
+    for (int i = 0; i < ws->ndms; i++)
+        if (ws->dms[i].need_run)
+            run_mhd(&ws->dms[i]);
+    if (!ws->draining)
         return;
     if (ws->inflight > 0 && now >= ws->drain_deadline && !ws->killed) {
         ws->killed = 1;
         for (req *r = ws->live; r; r = r->next)
             if (r->task)
                 aurora_task_kill(r->task, "server shutting down");
-        run_mhd(ws);
+        for (int i = 0; i < ws->ndms; i++)
+            run_mhd(&ws->dms[i]);
     }
     if (ws->inflight == 0) {
-        aurora_worker_unwatch(w, ws->mhd_epfd);
-        aurora_timer_stop(w, &ws->mhd_timer);
-        MHD_stop_daemon(ws->d);
-        ws->d = NULL;
+        stop_daemons(ws);
         aurora_worker_stop(w);
     }
 }
@@ -830,17 +918,18 @@ static void server_pass(aurora_worker *w, void *arg)
 static void start_drain(aurora_worker *w, void *arg)
 {
     wsrv *ws = arg;
-    MHD_socket fd;
 
     (void)w;
-    if (ws->draining || !ws->d)
+    if (ws->draining)
         return;
     ws->draining = 1;
     ws->drain_deadline = aurora_now_ms() + (uint64_t)ws->s->o->drain_timeout_ms;
-    fd = MHD_quiesce_daemon(ws->d);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-    ws->need_run = 1;
+    for (int i = 0; i < ws->ndms; i++) {
+        MHD_socket fd = ws->dms[i].d ? MHD_quiesce_daemon(ws->dms[i].d) : MHD_INVALID_SOCKET;
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+        ws->dms[i].need_run = 1;
+    }
 }
 
 static int load_app(aurora_worker *w, lua_State *L, void *arg, char *err, size_t errlen)
@@ -848,46 +937,45 @@ static int load_app(aurora_worker *w, lua_State *L, void *arg, char *err, size_t
     srv *s = arg;
 
     (void)w;
-    return aurora_app_load(L, s->o->app_dir, err, errlen);
+    return aurora_app_load(L, s->o->app_dir, s->route_sets, s->nsets, err, errlen);
 }
 
-static int start_daemon(srv *s, wsrv *ws)
+static int start_daemon(srv *s, dmn *dm)
 {
     struct MHD_OptionItem tls[4];
-    int ntls = 0, fd = dup(s->listen_fd);
+    listener *l = dm->l;
+    int ntls = 0, fd = dup(l->fd);
     unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
     unsigned int per = (unsigned)((s->o->max_connections + s->n - 1) / s->n);
 
     if (fd < 0)
         return AURORA_E_IO;
-    if (s->cert.len) {
+    if (l->cert.len) {
         flags |= MHD_USE_TLS;
-        tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert.data};
-        tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->key.data};
-        if (s->ca.len)
-            tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, s->ca.data};
+        tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, l->cert.data};
+        tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, l->key.data};
+        if (l->ca.len)
+            tls[ntls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, l->ca.data};
     }
     tls[ntls] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    ws->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, ws, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, ws, MHD_OPTION_CONNECTION_LIMIT, per,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->o->idle_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->o->header_max, MHD_OPTION_UNESCAPE_CALLBACK,
-        no_unescape, NULL, MHD_OPTION_ARRAY, tls,
-        MHD_OPTION_END);
-    if (!ws->d) {
+    dm->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, dm, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, dm,
+        MHD_OPTION_CONNECTION_LIMIT, per, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)s->o->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->o->header_max,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+    if (!dm->d) {
         close(fd);
         return AURORA_E_IO;
     }
-    ws->mhd_timer.fn = on_mhd_timer;
-    ws->mhd_timer.arg = ws;
-    info = MHD_get_daemon_info(ws->d, MHD_DAEMON_INFO_EPOLL_FD);
-    ws->mhd_epfd = info ? info->epoll_fd : -1;
-    if (ws->mhd_epfd < 0 || aurora_worker_watch(ws->w, ws->mhd_epfd, EPOLLIN, on_mhd_fd, ws) != 0)
+    dm->timer.fn = on_mhd_timer;
+    dm->timer.arg = dm;
+    info = MHD_get_daemon_info(dm->d, MHD_DAEMON_INFO_EPOLL_FD);
+    dm->epfd = info ? info->epoll_fd : -1;
+    if (dm->epfd < 0 || aurora_worker_watch(dm->ws->w, dm->epfd, EPOLLIN, on_mhd_fd, dm) != 0)
         return AURORA_E_IO;
-    return aurora_worker_on_pass(ws->w, server_pass, ws);
+    return 0;
 }
 
 static void *worker_main(void *arg)
@@ -899,10 +987,7 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     aurora_log_set_buffered(1);
     aurora_worker_run(ws->w, NULL);
-    if (ws->d) {
-        MHD_stop_daemon(ws->d);
-        ws->d = NULL;
-    }
+    stop_daemons(ws);
     aurora_http_detach(ws->w);
     aurora_log_set_buffered(0);
     return NULL;
@@ -910,24 +995,53 @@ static void *worker_main(void *arg)
 
 /* ---- the process ---------------------------------------------------------------------------- */
 
-static int open_listener(const aurora_server_opts *o, char *bound, size_t blen)
+int aurora_server_parse_listen(const char *s, char *host, size_t hlen, int *port)
+{
+    const char *colon;
+    char *end;
+    long p;
+
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':')
+            return -1;
+        snprintf(host, hlen, "%.*s", (int)(rb - s - 1), s + 1);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        snprintf(host, hlen, "%.*s", (int)(colon - s), s);
+    }
+    p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535 || !*host || end == colon + 1)
+        return -1;
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, hlen, "127.0.0.1");
+    *port = (int)p;
+    return 0;
+}
+
+static int open_listener(listener *l)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
     int fd, one = 1;
+    char port[16];
 
     memset(&ss, 0, sizeof(ss));
-    if (inet_pton(AF_INET, o->host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+    snprintf(port, sizeof(port), "%d", l->port);
+    if (inet_pton(AF_INET, l->host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
         ss.ss_family = AF_INET;
-        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)o->port);
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)l->port);
         sl = sizeof(struct sockaddr_in);
-    } else if (inet_pton(AF_INET6, o->host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+    } else if (inet_pton(AF_INET6, l->host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
         ss.ss_family = AF_INET6;
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)o->port);
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)l->port);
         sl = sizeof(struct sockaddr_in6);
     } else {
         aurora_log(AURORA_LOG_ERROR, "listen address must be a numeric IP address", "host",
-                   o->host, NULL);
+                   l->host, NULL);
         return -1;
     }
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -935,20 +1049,21 @@ static int open_listener(const aurora_server_opts *o, char *bound, size_t blen)
         return -1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 4096) != 0) {
-        char port[16];
-        snprintf(port, sizeof(port), "%d", o->port);
-        aurora_log(AURORA_LOG_ERROR, "cannot listen", "host", o->host, "port", port, "error",
-                   strerror(errno), NULL);
+        aurora_log(AURORA_LOG_ERROR, "cannot listen", "listener", l->name, "host", l->host,
+                   "port", port, "error", strerror(errno), NULL);
         close(fd);
         return -1;
     }
     sl = sizeof(ss);
     getsockname(fd, (struct sockaddr *)&ss, &sl);
     if (ss.ss_family == AF_INET)
-        snprintf(bound, blen, "%s:%d", o->host, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+        snprintf(l->bound, sizeof(l->bound), "%s:%d", l->host,
+                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
     else
-        snprintf(bound, blen, "[%s]:%d", o->host, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-    return fd;
+        snprintf(l->bound, sizeof(l->bound), "[%s]:%d", l->host,
+                 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    l->fd = fd;
+    return 0;
 }
 
 static int read_pem(const char *file, aurora_buf *b, int secret, const char *what)
@@ -957,13 +1072,88 @@ static int read_pem(const char *file, aurora_buf *b, int secret, const char *wha
 
     aurora_buf_init(b, 1024 * 1024);
     b->secret = secret;
-    if (!file)
+    if (!file || !*file)
         return 0;
     rc = aurora_read_file(file, b);
     if (rc || !b->len)
         aurora_log(AURORA_LOG_ERROR, "cannot read a TLS file", "what", what, "file", file,
                    "error", rc ? aurora_err_word(rc) : "empty file", NULL);
     return rc ? rc : (b->len ? 0 : AURORA_E_INVALID);
+}
+
+static int listener_tls(listener *l, const char *cert, const char *key, const char *ca)
+{
+    if (read_pem(cert, &l->cert, 0, "certificate") || read_pem(key, &l->key, 1, "key") ||
+        read_pem(ca, &l->ca, 0, "client CA"))
+        return -1;
+    if (!l->cert.len != !l->key.len || (l->ca.len && !l->cert.len)) {
+        aurora_log(AURORA_LOG_ERROR, "a TLS listener needs both a certificate and a key",
+                   "listener", l->name, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads the listeners file: a JSON array of {name, routes, listen, tls_cert, tls_key,
+ * tls_client_ca}. Uses a scratch VM for the JSON. Returns 0 or -1 (logged). */
+static int load_listeners(srv *s, const char *file)
+{
+    aurora_vm_opts vo = {0};
+    lua_State *L = aurora_vm_new(&vo);
+    aurora_buf text;
+    char err[160];
+    int rc = -1, n;
+
+    aurora_buf_init(&text, 1024 * 1024);
+    if (!L || aurora_read_file(file, &text) != 0 ||
+        aurora_json_decode(L, text.data ? text.data : "", text.len, err, sizeof(err)) != 0 ||
+        !lua_istable(L, -1)) {
+        aurora_log(AURORA_LOG_ERROR, "cannot read the listeners file", "file", file, NULL);
+        goto out;
+    }
+    n = (int)lua_rawlen(L, -1);
+    s->ls = calloc((size_t)n + 1, sizeof(*s->ls));
+    s->route_sets = calloc((size_t)n + 1, sizeof(*s->route_sets));
+    if (!s->ls || !s->route_sets || n == 0)
+        goto out;
+    for (int i = 0; i < n; i++) {
+        listener *l = &s->ls[i];
+        const char *v;
+        int known = 0;
+
+        l->fd = -1;
+        s->nls = i + 1;
+        lua_rawgeti(L, -1, i + 1);
+#define FIELD(k) (lua_getfield(L, -1, k), v = lua_tostring(L, -1), lua_pop(L, 1), v)
+        snprintf(l->name, sizeof(l->name), "%s", FIELD("name") ? v : "listener");
+        snprintf(l->routes, sizeof(l->routes), "%s", FIELD("routes") ? v : l->name);
+        if (!FIELD("listen") ||
+            aurora_server_parse_listen(v, l->host, sizeof(l->host), &l->port) != 0) {
+            aurora_log(AURORA_LOG_ERROR, "listener needs \"listen\": \"HOST:PORT\"", "listener",
+                       l->name, NULL);
+            goto out;
+        }
+        {
+            char cert[1024] = "", key[1024] = "", ca[1024] = "";
+            snprintf(cert, sizeof(cert), "%s", FIELD("tls_cert") ? v : "");
+            snprintf(key, sizeof(key), "%s", FIELD("tls_key") ? v : "");
+            snprintf(ca, sizeof(ca), "%s", FIELD("tls_client_ca") ? v : "");
+            if (listener_tls(l, cert, key, ca) != 0)
+                goto out;
+        }
+#undef FIELD
+        lua_pop(L, 1);
+        for (int j = 0; j < s->nsets; j++)
+            known |= strcmp(s->route_sets[j], l->routes) == 0;
+        if (!known)
+            s->route_sets[s->nsets++] = l->routes;
+    }
+    rc = 0;
+out:
+    aurora_buf_free(&text);
+    aurora_vm_close(&L);
+    (void)err;
+    return rc;
 }
 
 /* SIGHUP: compile the app in a scratch VM first; only if that works do workers reload. */
@@ -977,7 +1167,7 @@ static void reload(srv *s)
         aurora_log(AURORA_LOG_ERROR, "reload failed: no memory for a VM", NULL);
         return;
     }
-    if (aurora_app_load(L, s->o->app_dir, err, sizeof(err)) != 0) {
+    if (aurora_app_load(L, s->o->app_dir, s->route_sets, s->nsets, err, sizeof(err)) != 0) {
         aurora_log(AURORA_LOG_ERROR, "reload rejected; the old scripts keep serving", "error", err,
                    NULL);
     } else {
@@ -998,11 +1188,28 @@ static void raise_nofile(void)
     }
 }
 
+static int setup_listeners(srv *s)
+{
+    const aurora_server_opts *o = s->o;
+
+    if (o->listeners_file)
+        return load_listeners(s, o->listeners_file);
+    s->ls = calloc(1, sizeof(*s->ls));
+    if (!s->ls)
+        return -1;
+    s->nls = 1;
+    s->ls[0].fd = -1;
+    snprintf(s->ls[0].name, sizeof(s->ls[0].name), "default");
+    snprintf(s->ls[0].host, sizeof(s->ls[0].host), "%s", o->host);
+    s->ls[0].port = o->port;
+    return listener_tls(&s->ls[0], o->tls_cert_file, o->tls_key_file, o->tls_client_ca_file);
+}
+
 int aurora_server_run(const aurora_server_opts *o)
 {
     srv s;
     sigset_t set;
-    char bound[80], err[512], nworkers[16];
+    char err[512], nworkers[16];
     int rc = 1, started = 0, sig;
     aurora_vm_opts vo = {.app_dir = o->app_dir, .mem_limit = o->vm_mem_limit};
     FILE *pf;
@@ -1010,17 +1217,14 @@ int aurora_server_run(const aurora_server_opts *o)
     memset(&s, 0, sizeof(s));
     s.o = o;
     s.n = o->workers;
-    s.listen_fd = -1;
     raise_nofile();
-    if (read_pem(o->tls_cert_file, &s.cert, 0, "certificate") ||
-        read_pem(o->tls_key_file, &s.key, 1, "key") ||
-        read_pem(o->tls_client_ca_file, &s.ca, 0, "client CA"))
+    if (setup_listeners(&s) != 0)
         goto out;
+    for (int i = 0; i < s.nls; i++)
+        if (open_listener(&s.ls[i]) != 0)
+            goto out;
     s.ws = calloc((size_t)s.n, sizeof(*s.ws));
     if (!s.ws)
-        goto out;
-    s.listen_fd = open_listener(o, bound, sizeof(bound));
-    if (s.listen_fd < 0)
         goto out;
 
     /* Workers get no signals: the main thread takes them all with sigwaitinfo. */
@@ -1040,10 +1244,21 @@ int aurora_server_run(const aurora_server_opts *o)
             aurora_log(AURORA_LOG_ERROR, "cannot load the app", "error", err, NULL);
             goto out;
         }
-        if (aurora_http_attach(ws->w) != 0 || start_daemon(&s, ws) != 0) {
-            aurora_log(AURORA_LOG_ERROR, "cannot start the HTTP server", NULL);
+        ws->dms = calloc((size_t)s.nls, sizeof(*ws->dms));
+        if (!ws->dms || aurora_http_attach(ws->w) != 0)
             goto out;
+        ws->ndms = s.nls;
+        for (int j = 0; j < s.nls; j++) {
+            ws->dms[j].ws = ws;
+            ws->dms[j].l = &s.ls[j];
+            if (start_daemon(&s, &ws->dms[j]) != 0) {
+                aurora_log(AURORA_LOG_ERROR, "cannot start the HTTP server", "listener",
+                           s.ls[j].name, NULL);
+                goto out;
+            }
         }
+        if (aurora_worker_on_pass(ws->w, server_pass, ws) != 0)
+            goto out;
     }
     for (; started < s.n; started++)
         if (pthread_create(&s.ws[started].thread, NULL, worker_main, &s.ws[started]) != 0)
@@ -1056,8 +1271,10 @@ int aurora_server_run(const aurora_server_opts *o)
         }
     }
     snprintf(nworkers, sizeof(nworkers), "%d", s.n);
-    aurora_log(AURORA_LOG_INFO, "listening", "address", bound, "workers", nworkers, "tls",
-               s.cert.len ? "on" : "off", "app", o->app_dir, NULL);
+    for (int i = 0; i < s.nls; i++)
+        aurora_log(AURORA_LOG_INFO, "listening", "listener", s.ls[i].name, "address",
+                   s.ls[i].bound, "workers", nworkers, "tls", s.ls[i].cert.len ? "on" : "off",
+                   "app", o->app_dir, NULL);
     for (;;) {
         sig = sigwaitinfo(&set, NULL);
         if (sig == SIGHUP) {
@@ -1076,20 +1293,24 @@ out:
         pthread_join(s.ws[i].thread, NULL);
     for (int i = 0; s.ws && i < s.n; i++) {
         if (s.ws[i].w && i >= started) {
-            if (s.ws[i].d)
-                MHD_stop_daemon(s.ws[i].d);
+            stop_daemons(&s.ws[i]);
             aurora_http_detach(s.ws[i].w);
         }
         aurora_worker_free(&s.ws[i].w);
+        free(s.ws[i].dms);
     }
-    if (s.listen_fd >= 0)
-        close(s.listen_fd);
+    for (int i = 0; s.ls && i < s.nls; i++) {
+        if (s.ls[i].fd >= 0)
+            close(s.ls[i].fd);
+        aurora_buf_free(&s.ls[i].cert);
+        aurora_buf_free(&s.ls[i].key);
+        aurora_buf_free(&s.ls[i].ca);
+    }
     if (o->pid_file && started)
         unlink(o->pid_file);
     free(s.ws);
-    aurora_buf_free(&s.cert);
-    aurora_buf_free(&s.key);
-    aurora_buf_free(&s.ca);
+    free(s.ls);
+    free(s.route_sets);
     if (rc == 0)
         aurora_log(AURORA_LOG_INFO, "stopped", NULL);
     return rc;

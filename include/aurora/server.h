@@ -27,6 +27,7 @@ typedef struct aurora_server_opts {
     const char *tls_key_file;
     const char *tls_client_ca_file; /* request client certificates and verify them against it */
     const char *pid_file;        /* written at start, removed at exit; may be NULL */
+    const char *listeners_file;  /* several listeners (JSON); then host/port/tls_* are unused */
     int allow_remote;            /* listen beyond loopback (the app decides; see main.c) */
 } aurora_server_opts;
 
@@ -36,9 +37,15 @@ int aurora_server_run(const aurora_server_opts *opts);
 
 /*
  * Loads the app in dir into L: runs dir/app.lua, which returns the route table, and compiles the
- * routes. Returns 0, or non-zero with a message naming file and line in err. Used by workers,
- * by reload and by `aurora check`.
+ * routes. With nsets > 0 (several listeners), app.lua returns a table of route tables and each
+ * name in sets is compiled; with nsets < 0 every named route table is (for `aurora check`).
+ * Returns 0, or non-zero with a message naming file and line in err.
+ * Used by workers, by reload and by `aurora check`.
  */
-int aurora_app_load(lua_State *L, const char *dir, char *err, size_t errlen);
+int aurora_app_load(lua_State *L, const char *dir, const char *const *sets, int nsets, char *err,
+                    size_t errlen);
+
+/* Parses "127.0.0.1:5000", "[::1]:5000" or "localhost:5000". Returns 0, or -1 when malformed. */
+int aurora_server_parse_listen(const char *s, char *host, size_t hlen, int *port);
 
 #endif
