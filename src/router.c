@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "aurora/aurora.h"
 #include "aurora/router.h"
@@ -26,6 +27,7 @@ typedef struct route {
 struct aurora_router {
     route *routes;
     int n, cap;
+    int nocase;     /* literal segments compare case-insensitively (ARM paths) */
 };
 
 aurora_router *aurora_router_new(void)
@@ -74,17 +76,23 @@ static int split(const char *p, size_t len, const char **starts, size_t *lens)
 
 /* Whether two routes match exactly the same paths (captures in the same places, equal
  * literals). */
-static int same_shape(const route *a, const route *b)
+static int same_shape(const route *a, const route *b, int nocase)
 {
     if (a->nsegs != b->nsegs)
         return 0;
     for (int i = 0; i < a->nsegs; i++) {
         if (a->segs[i].capture != b->segs[i].capture)
             return 0;
-        if (!a->segs[i].capture && strcmp(a->segs[i].text, b->segs[i].text) != 0)
+        if (!a->segs[i].capture && (nocase ? strcasecmp(a->segs[i].text, b->segs[i].text)
+                                           : strcmp(a->segs[i].text, b->segs[i].text)) != 0)
             return 0;
     }
     return 1;
+}
+
+void aurora_router_set_nocase(aurora_router *r, int on)
+{
+    r->nocase = on;
 }
 
 int aurora_router_add(aurora_router *r, const char *method, const char *pattern, int handler,
@@ -161,7 +169,7 @@ int aurora_router_add(aurora_router *r, const char *method, const char *pattern,
                 goto fail;
             }
     for (int i = 0; i < r->n; i++)
-        if (strcmp(r->routes[i].method, method) == 0 && same_shape(&r->routes[i], rt)) {
+        if (strcmp(r->routes[i].method, method) == 0 && same_shape(&r->routes[i], rt, r->nocase)) {
             /* Same paths, another spelling: which one ran would depend on table order. */
             snprintf(err, errlen, "duplicate route %s %s (it matches the same paths as %s)",
                      method, pattern, r->routes[i].pattern);
@@ -182,7 +190,7 @@ fail:
 
 /* How well route rt matches the split path: -1 for no match, else a score where literal
  * segments earlier in the path weigh more (so /a/b beats /a/{x}, and /a/{x} beats /{y}/b). */
-static long score(const route *rt, int n, const char **starts, const size_t *lens)
+static long score(const route *rt, int n, const char **starts, const size_t *lens, int nocase)
 {
     long s = 0;
 
@@ -191,7 +199,9 @@ static long score(const route *rt, int n, const char **starts, const size_t *len
     for (int i = 0; i < n; i++) {
         if (rt->segs[i].capture)
             continue;
-        if (rt->segs[i].len != lens[i] || memcmp(rt->segs[i].text, starts[i], lens[i]) != 0)
+        if (rt->segs[i].len != lens[i] ||
+            (nocase ? strncasecmp(rt->segs[i].text, starts[i], lens[i])
+                    : memcmp(rt->segs[i].text, starts[i], lens[i])) != 0)
             return -1;
         s |= 1L << (AURORA_ROUTER_MAX_SEGS - 1 - i);
     }
@@ -218,7 +228,7 @@ int aurora_router_match(const aurora_router *r, const char *method, const char *
     if (n < 0)
         return 404;
     for (int i = 0; i < r->n; i++) {
-        long s = score(&r->routes[i], n, starts, lens);
+        long s = score(&r->routes[i], n, starts, lens, r->nocase);
         if (s < 0)
             continue;
         if (strcmp(r->routes[i].method, method) == 0 ||
@@ -238,7 +248,7 @@ int aurora_router_match(const aurora_router *r, const char *method, const char *
         const char *methods[16];
         int nm = 0;
         for (int i = 0; i < r->n && nm < 16; i++)
-            if (score(&r->routes[i], n, starts, lens) == path_score)
+            if (score(&r->routes[i], n, starts, lens, r->nocase) == path_score)
                 methods[nm++] = r->routes[i].method;
         qsort(methods, (size_t)nm, sizeof(*methods), cmp_method);
         for (int i = 0; i < nm && alen < sizeof(m->allow); i++)

@@ -149,9 +149,18 @@ static int compile_routes(lua_State *L, aurora_router *r, char *err, size_t errl
 {
     int t = lua_gettop(L), rc = 0;
 
+    lua_getfield(L, t, "_options");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "case_insensitive");
+        aurora_router_set_nocase(r, lua_toboolean(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     lua_pushnil(L);
     while (!rc && lua_next(L, t)) {
-        if (lua_type(L, -2) == LUA_TSTRING) {
+        if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "_options") == 0) {
+            /* options, read above */
+        } else if (lua_type(L, -2) == LUA_TSTRING) {
             char method[32], pattern[1024];
             const char *k = lua_tostring(L, -2), *sp = strchr(k, ' ');
             if (!sp || (size_t)(sp - k) >= sizeof(method) || strlen(sp + 1) >= sizeof(pattern)) {

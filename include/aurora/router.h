@@ -27,6 +27,9 @@ typedef struct aurora_route_match {
 aurora_router *aurora_router_new(void);
 void aurora_router_free(aurora_router **r);
 
+/* Makes literal segments match case-insensitively (as ARM does); set before adding routes. */
+void aurora_router_set_nocase(aurora_router *r, int on);
+
 /* Adds METHOD pattern -> handler. Returns 0, or AURORA_E_INVALID with a message in err (bad
  * method, pattern not starting with '/', bad capture name, duplicate route), or NOMEM. */
 int aurora_router_add(aurora_router *r, const char *method, const char *pattern, int handler,

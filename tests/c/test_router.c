@@ -325,8 +325,41 @@ TEST(url_decode_rejects_malformed_and_truncated_escapes)
     CHECK_EQ_STR(out, "A");
 }
 
+TEST(a_case_insensitive_router_matches_literals_in_any_case)
+{
+    aurora_router *r = aurora_router_new();
+    aurora_route_match m;
+    const char *p = "/subscriptions/s1/RESOURCEGROUPS/rg/providers";
+    int rc, dup;
+
+    CHECK(r != NULL);
+    aurora_router_set_nocase(r, 1);
+    CHECK_EQ_INT(add(r, "GET", "/subscriptions/{sub}/resourceGroups/{rg}/providers", 7), 0);
+    dup = add(r, "GET", "/subscriptions/{s}/resourcegroups/{g}/providers", 8);
+    rc = aurora_router_match(r, "GET", p, strlen(p), &m);
+    aurora_router_free(&r);
+    CHECK_EQ_INT(dup, AURORA_E_INVALID);
+    CHECK_EQ_INT(rc, 200);
+    CHECK_EQ_INT(m.handler, 7);
+}
+
+TEST(a_default_router_is_case_sensitive)
+{
+    aurora_router *r = aurora_router_new();
+    aurora_route_match m;
+    int rc;
+
+    CHECK(r != NULL);
+    CHECK_EQ_INT(add(r, "GET", "/Items", 1), 0);
+    rc = aurora_router_match(r, "GET", "/items", 6, &m);
+    aurora_router_free(&r);
+    CHECK_EQ_INT(rc, 404);
+}
+
 int main(void)
 {
+    RUN(a_case_insensitive_router_matches_literals_in_any_case);
+    RUN(a_default_router_is_case_sensitive);
     RUN(a_literal_segment_beats_a_capture_whatever_the_order_of_adding);
     RUN(an_unknown_path_is_404);
     RUN(a_known_path_with_another_method_is_405_listing_the_allowed_methods_sorted);
