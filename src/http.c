@@ -15,6 +15,7 @@
 #include "aurora/aurora.h"
 #include "aurora/http.h"
 #include "aurora/log.h"
+#include "aurora/metrics.h"
 #include "aurora/worker.h"
 
 #define HEADERS_MAX (256 * 1024)
@@ -251,6 +252,7 @@ static void on_pass(aurora_worker *w, void *arg)
         x->easy = NULL;
         x->running = 0;
         unlink_xfer(x);
+        aurora_metrics_upstream(x->res.err != 0);
         x->done(x, x->arg);
     }
 }

@@ -36,6 +36,7 @@
 #include "aurora/http.h"
 #include "aurora/json.h"
 #include "aurora/log.h"
+#include "aurora/metrics.h"
 #include "aurora/router.h"
 #include "aurora/server.h"
 #include "aurora/vm.h"
@@ -344,6 +345,7 @@ static enum MHD_Result send_response(req *r)
     ret = MHD_queue_response(r->conn, r->status, r->resp);
     MHD_destroy_response(r->resp);
     r->resp = NULL;
+    aurora_metrics_request(r->status, aurora_now_ms() - r->start);
     if (aurora_log_enabled(AURORA_LOG_INFO)) {
         aurora_buf_init(&f, 8192);
         aurora_log_field_str(&f, "method", r->method, strlen(r->method));
@@ -443,6 +445,7 @@ static void req_free(req *r)
 {
     req_unlink(r);
     r->ws->inflight--;
+    aurora_metrics_in_flight(-1);
     if (r->resp)
         MHD_destroy_response(r->resp);
     aurora_buf_free(&r->body);
@@ -696,6 +699,17 @@ static void dispatch(req *r)
             builtin(r, 200, "{\"status\":\"ready\"}");
         return;
     }
+    if (strcmp(r->path, "/metrics") == 0 && get) {
+        aurora_buf b;
+        char *text;
+        size_t len;
+        aurora_buf_init(&b, 1024 * 1024);
+        aurora_metrics_render(&b);
+        text = aurora_buf_take(&b, &len);
+        set_response(r, 200, text ? text : strdup(""), len, "text/plain; version=0.0.4");
+        r->state = REQ_READY;
+        return;
+    }
     rc = router ? aurora_router_match(router, r->method, r->path, strlen(r->path), &m) : 404;
     if (rc == 404) {
         set_error(r, 404, "not found");
@@ -778,6 +792,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             ws->live->prev = r;
         ws->live = r;
         ws->inflight++;
+        aurora_metrics_in_flight(1);
         *con_cls = r;
         if (!r->method || !r->path)
             return MHD_NO;
@@ -1179,7 +1194,9 @@ static void reload(srv *s)
     if (aurora_app_load(L, s->o->app_dir, s->route_sets, s->nsets, err, sizeof(err)) != 0) {
         aurora_log(AURORA_LOG_ERROR, "reload rejected; the old scripts keep serving", "error", err,
                    NULL);
+        aurora_metrics_reload(0);
     } else {
+        aurora_metrics_reload(1);
         for (int i = 0; i < s->n; i++)
             aurora_worker_reload(s->ws[i].w);
         aurora_log(AURORA_LOG_INFO, "reloading scripts", "app", s->o->app_dir, NULL);

@@ -165,6 +165,28 @@ T.test("healthz and readyz answer without the app", function()
 end)
 
 
+T.test("metrics count requests by status class in Prometheus text format", function()
+    local s = T.server { app = APP, workers = 2 }
+    local function scrape()
+        local res = assert(s:request("GET", "/metrics"))
+        T.eq(res.status, 200)
+        T.match(res.headers["content-type"], "^text/plain; version=0.0.4")
+        local v = {}
+        for name, n in res.body:gmatch("\n([%w_]+[^ \n]*) ([%d.]+)") do v[name] = tonumber(n) end
+        return v
+    end
+    local before = scrape()
+    for _ = 1, 3 do assert(s:request("GET", "/hello/m")) end
+    assert(s:request("GET", "/nowhere"))
+    local after = scrape()
+    local function delta(k) return (after[k] or 0) - (before[k] or 0) end
+    T.eq(delta('aurora_requests_total{code="2xx"}'), 4, "three hellos and the first scrape")
+    T.eq(delta('aurora_requests_total{code="4xx"}'), 1)
+    T.eq(delta("aurora_request_duration_seconds_count"), 5)
+    T.eq(after["aurora_requests_in_flight"], 1, "the scrape itself")
+end)
+
+
 T.test("a handler past its deadline gets 504, and a busy loop is stopped too", function()
     local s = T.server { app = APP, env = { AURORA_REQUEST_TIMEOUT = "1" } }
     local t0 = require("aurora.time").monotonic()

@@ -415,7 +415,7 @@ for _, t in ipairs(M.TYPES) do
 end
 
 
-local function finish(t, item, ctx, id, extra_fn)
+local function finish(t, item, ctx, id)
     local props, extra = t.shape(item, ctx)
     local r = { id = id, name = item.name, type = t.out, location = item.location,
         tags = tags_of(item) }

@@ -171,6 +171,22 @@ local function no_store(headers)
 end
 
 
+-- Error answers travel through helpers as one value (an Answer table, so `return nil, err`
+-- keeps it whole); serve() unpacks it into status, body, headers at the route.
+local Answer = {}
+
+
+local function serve(fn)
+    return function(req)
+        local status, body, headers = fn(req)
+        if getmetatable(status) == Answer then
+            return status[1], status[2], status[3]
+        end
+        return status, body, headers
+    end
+end
+
+
 --- An Entra error answer: status, error word, AADSTS number and message (without the prefix).
 local function aad_error(req, status, err, code, message, extra)
     local trace = sim.uuid()
@@ -187,7 +203,8 @@ local function aad_error(req, status, err, code, message, extra)
         error_uri = login_url() .. "/error?code=" .. code,
     }
     for k, v in pairs(extra or {}) do body[k] = v end
-    return sim.json(status, body, no_store { ["x-ms-request-id"] = trace })
+    return setmetatable({ sim.json(status, body, no_store { ["x-ms-request-id"] = trace }) },
+        Answer)
 end
 
 
@@ -973,8 +990,7 @@ local function authorize(req)
         return fail("invalid_request", 501491, "code_challenge_method without code_challenge.")
     end
     local resource_scopes, oidc = split_scopes(q.scope)
-    local _, derr = delegated_resource(req, resource_scopes)
-    if derr then
+    if not delegated_resource(req, resource_scopes) then
         return fail("invalid_scope", 28000, "The scope '" .. q.scope .. "' is not valid.")
     end
     if sim.knobs.authorize_error then
@@ -1122,7 +1138,7 @@ end
 --- The login listener's routes.
 function M.routes()
     local routes = {}
-    local add = function(key, fn) sim.add(routes, "login", key, fn) end
+    local add = function(key, fn) sim.add(routes, "login", key, serve(fn)) end
     add("POST /{tenant}/oauth2/v2.0/token", token)
     add("GET /{tenant}/oauth2/v2.0/authorize", authorize)
     add("GET /{tenant}/v2.0/.well-known/openid-configuration", openid_configuration)

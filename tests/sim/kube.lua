@@ -335,7 +335,8 @@ local function build(c)
         { spec = { replicas = 2, selector = { matchLabels = { ["k8s-app"] = "kube-dns" } },
             template = pod_template({ ["k8s-app"] = "kube-dns" },
                 "mcr.microsoft.com/oss/kubernetes/coredns:v1.9.4") } },
-        { labels = { ["k8s-app"] = "kube-dns", ["addonmanager.kubernetes.io/mode"] = "Reconcile" } })
+        { labels = { ["k8s-app"] = "kube-dns",
+            ["addonmanager.kubernetes.io/mode"] = "Reconcile" } })
     for _, name in ipairs { "cluster-admin", "admin", "edit", "view", "system:auth-delegator" } do
         seed(cl, "rbac.authorization.k8s.io/v1", "clusterroles", nil, name,
             { rules = json.array({ { apiGroups = json.array({ "*" }),
@@ -1134,7 +1135,8 @@ function M.routes()
     -- An empty protobuf document is a valid, empty OpenAPI v2 spec: kubectl apply then skips
     -- client-side validation. v3 is absent, so kubectl 1.29+ falls back to v2.
     add(routes, "GET /openapi/v2", function()
-        return 200, "", { ["Content-Type"] = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf" }
+        return 200, "", {
+            ["Content-Type"] = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf" }
     end)
     add(routes, "GET /openapi/v3", function() return no_such_resource() end)
 

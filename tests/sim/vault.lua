@@ -124,7 +124,8 @@ end
 
 
 local function auth_block(rec)
-    local remaining = rec.expires and math.max(0, math.floor(rec.expires - time.now())) or 0
+    local remaining = rec.expires and
+        math.max(0, math.floor(rec.expires - time.now() + 0.5)) or 0
     return {
         client_token = rec.id,
         accessor = rec.accessor,
@@ -169,7 +170,7 @@ end
 
 local function lookup_self(req, rec)
     local now = time.now()
-    local remaining = rec.expires and math.max(0, math.floor(rec.expires - now)) or 0
+    local remaining = rec.expires and math.max(0, math.floor(rec.expires - now + 0.5)) or 0
     return ok({
         accessor = rec.accessor,
         creation_time = math.floor(rec.created),

@@ -1,0 +1,392 @@
+-- The simulated AKS API servers: authentication (client certificates, Entra tokens, local
+-- accounts disabled), discovery as kubectl reads it, object CRUD with Kubernetes Status errors,
+-- and metrics-server: present, missing, and deployed until metrics.k8s.io answers.
+local T = require "aurora.test"
+local harness = require "sim.harness"
+local crypto = require "aurora.crypto"
+local json = require "aurora.json"
+local secret = require "aurora.secret"
+local time = require "aurora.time"
+
+local AKS_AAD_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
+local AAD_CLUSTER = "aks-aad"
+local MS_IMAGE = "registry.k8s.io/metrics-server/metrics-server:v0.9.0"
+
+
+-- The admin client certificate and key of the kubeconfig launch.lua wrote.
+local function admin_credentials(sim)
+    local yaml = T.read_file(sim.env.SIM_KUBECONFIG)
+    local cert = crypto.b64decode(yaml:match("client%-certificate%-data:%s*(%S+)"))
+    local key = crypto.b64decode(yaml:match("client%-key%-data:%s*(%S+)"))
+    return { client_cert = cert, client_key = key }
+end
+
+
+-- A client certificate signed by a cluster's CA, with the given subject.
+local function cluster_credentials(sim, cluster, subject)
+    local c = sim.config.clusters[cluster]
+    local ca_key = assert(crypto.load_key(assert(secret.from_file(c.ca_key_file))))
+    local ca = assert(crypto.load_cert(T.read_file(c.ca_file)))
+    local key = crypto.generate_key("ec")
+    local cert = assert(crypto.issue_cert { key = key, subject = subject, ca_cert = ca,
+        ca_key = ca_key, usage = "client", days = 1 })
+    local pem <close> = key:private_pem()
+    return { client_cert = cert:pem(), client_key = pem:reveal() }
+end
+
+
+-- A request to a cluster's API server; creds: a table from the functions above, a bearer
+-- token (string), or nil. Returns status, decoded body (or nil), response.
+local function kube(sim, cluster, method, path, creds, opts)
+    local o = {}
+    for k, v in pairs(opts or {}) do o[k] = v end
+    if type(creds) == "string" then
+        o.bearer = creds
+    elseif creds then
+        o.client_cert, o.client_key = creds.client_cert, creds.client_key
+    end
+    local res = assert(sim:request("kube:" .. cluster, method, path, o))
+    local ok, body = pcall(json.decode, res.body)
+    return res.status, ok and body or nil, res
+end
+
+
+local function aad_token(sim)
+    local tok, status, body = sim:token(AKS_AAD_SCOPE)
+    if not tok then
+        T.fail("no Entra token for the AKS server app: " .. tostring(status) .. " " ..
+            json.encode(body))
+    end
+    return tok
+end
+
+
+local UNAUTHORIZED = { kind = "Status", apiVersion = "v1", metadata = {}, status = "Failure",
+    message = "Unauthorized", reason = "Unauthorized", code = 401 }
+
+
+T.test("the API server answers 401 Unauthorized without credentials or with a bad token", function()
+    local sim = harness.start()
+    local cluster = sim.env.SIM_AKS_CLUSTER
+    local status, body = kube(sim, cluster, "GET", "/api/v1/namespaces")
+    T.eq(status, 401)
+    T.eq(body, UNAUTHORIZED)
+    status, body = kube(sim, cluster, "GET", "/api/v1/namespaces", "not-a-token")
+    T.eq(status, 401)
+    T.eq(body, UNAUTHORIZED)
+    -- A certificate from another CA does not count as a credential.
+    local key = crypto.generate_key("ec")
+    local self_signed = crypto.issue_cert { key = key, subject = { CN = "intruder",
+        O = "system:masters" }, days = 1 }
+    local pem <close> = key:private_pem()
+    local res = sim:request("kube:" .. cluster, "GET", "/api/v1/namespaces",
+        { client_cert = self_signed:pem(), client_key = pem:reveal() })
+    T.ok(res, "the handshake succeeds: the certificate is requested, not required")
+    T.eq(res.status, 401, "an untrusted certificate is not an identity")
+end)
+
+
+T.test("the admin kubeconfig's client certificate (O=system:masters) is cluster admin", function()
+    local sim = harness.start()
+    local status, body = kube(sim, sim.env.SIM_AKS_CLUSTER, "GET", "/api/v1/namespaces",
+        admin_credentials(sim))
+    T.eq(status, 200)
+    T.eq(body.kind, "NamespaceList")
+    T.eq(body.apiVersion, "v1")
+    T.match(body.metadata.resourceVersion, "^%d+$")
+    local names = {}
+    for _, ns in ipairs(body.items) do names[#names + 1] = ns.metadata.name end
+    T.eq(names, { "default", "kube-public", "kube-system" })
+    status, body = kube(sim, sim.env.SIM_AKS_CLUSTER, "GET", "/api/v1/nodes",
+        admin_credentials(sim))
+    T.eq(status, 200)
+    T.eq(#body.items, 3)
+    T.eq(body.items[1].status.conditions[1].type, "Ready")
+end)
+
+
+T.test("a certificate without system:masters is authenticated but forbidden", function()
+    local sim = harness.start()
+    local creds = cluster_credentials(sim, sim.env.SIM_AKS_CLUSTER, { CN = "dev", O = "devs" })
+    local status, body = kube(sim, sim.env.SIM_AKS_CLUSTER, "GET",
+        "/apis/apps/v1/namespaces/kube-system/deployments", creds)
+    T.eq(status, 403)
+    T.eq(body.reason, "Forbidden")
+    T.contains(body.message, 'User "dev" cannot list resource "deployments"')
+    T.eq((kube(sim, sim.env.SIM_AKS_CLUSTER, "GET", "/apis", creds)), 200,
+        "discovery is open to every authenticated user")
+end)
+
+
+T.test("an Entra token for the AKS server app is accepted on both clusters", function()
+    local sim = harness.start()
+    local tok = aad_token(sim)
+    for _, cluster in ipairs { sim.env.SIM_AKS_CLUSTER, AAD_CLUSTER } do
+        local status, body = kube(sim, cluster, "GET", "/api/v1/namespaces", tok)
+        T.eq(status, 200, cluster)
+        T.eq(body.kind, "NamespaceList")
+    end
+    local arm = sim:token("https://management.azure.com/.default")
+    T.eq((kube(sim, AAD_CLUSTER, "GET", "/api/v1/namespaces", arm)), 401,
+        "a token for another audience is refused")
+end)
+
+
+T.test("a cluster with local accounts disabled refuses client certificates", function()
+    local sim = harness.start()
+    local creds = cluster_credentials(sim, AAD_CLUSTER, { CN = "masterclient",
+        O = "system:masters" })
+    local status, body = kube(sim, AAD_CLUSTER, "GET", "/api/v1/namespaces", creds)
+    T.eq(status, 401)
+    T.eq(body, UNAUTHORIZED)
+    local prod = cluster_credentials(sim, sim.env.SIM_AKS_CLUSTER, { CN = "masterclient",
+        O = "system:masters" })
+    T.eq((kube(sim, sim.env.SIM_AKS_CLUSTER, "GET", "/api/v1/namespaces", prod)), 200,
+        "the same kind of certificate works where local accounts are on")
+end)
+
+
+T.test("discovery documents are what kubectl needs", function()
+    local sim = harness.start()
+    local c, creds = sim.env.SIM_AKS_CLUSTER, admin_credentials(sim)
+    local status, body, res = kube(sim, c, "GET", "/version", creds)
+    T.eq(status, 200)
+    T.eq(body.major, "1")
+    T.eq(body.minor, "29")
+    T.eq(body.gitVersion, "v1.29.4")
+    T.eq(select(2, kube(sim, AAD_CLUSTER, "GET", "/version")).gitVersion, "v1.30.1",
+        "each cluster reports its own version; /version is public")
+    status, body, res = kube(sim, c, "GET", "/api", creds, { headers = { Accept =
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json" } })
+    T.eq(status, 200)
+    T.eq(res.headers["content-type"], "application/json", "the legacy form, plainly typed")
+    T.eq(body.kind, "APIVersions")
+    T.eq(body.versions, { "v1" })
+    status, body = kube(sim, c, "GET", "/apis", creds)
+    T.eq(body.kind, "APIGroupList")
+    local groups = {}
+    for _, g in ipairs(body.groups) do
+        groups[g.name] = g.preferredVersion.groupVersion
+        T.eq(g.versions[1].groupVersion, g.preferredVersion.groupVersion)
+    end
+    T.eq(groups, { apps = "apps/v1", ["rbac.authorization.k8s.io"] = "rbac.authorization.k8s.io/v1",
+        ["apiregistration.k8s.io"] = "apiregistration.k8s.io/v1",
+        ["metrics.k8s.io"] = "metrics.k8s.io/v1beta1" })
+    local want = {
+        ["/api/v1"] = { "namespaces", "services", "serviceaccounts", "configmaps", "nodes" },
+        ["/apis/apps/v1"] = { "deployments" },
+        ["/apis/rbac.authorization.k8s.io/v1"] = { "clusterroles", "clusterrolebindings",
+            "rolebindings" },
+        ["/apis/apiregistration.k8s.io/v1"] = { "apiservices" },
+        ["/apis/metrics.k8s.io/v1beta1"] = { "nodes", "pods" },
+    }
+    for path, names in pairs(want) do
+        status, body = kube(sim, c, "GET", path, creds)
+        T.eq(status, 200, path)
+        T.eq(body.kind, "APIResourceList")
+        T.eq(body.groupVersion, path:match("^/apis?/(.+)$"))
+        local have = {}
+        for _, r in ipairs(body.resources) do
+            have[r.name] = r
+            T.ok(r.kind and r.verbs and r.namespaced ~= nil, path .. " " .. r.name)
+        end
+        for _, n in ipairs(names) do T.ok(have[n], path .. " lists " .. n) end
+    end
+    T.eq((kube(sim, c, "GET", "/openapi/v2", creds)), 200)
+end)
+
+
+T.test("objects are created, read, listed and deleted with Kubernetes' Status errors", function()
+    local sim = harness.start()
+    local c, creds = sim.env.SIM_AKS_CLUSTER, admin_credentials(sim)
+    local cm = { apiVersion = "v1", kind = "ConfigMap", metadata = { name = "aurora-cfg",
+        labels = { app = "aurora" } }, data = { mode = "test" } }
+    local status, body = kube(sim, c, "POST", "/api/v1/namespaces/default/configmaps", creds,
+        { json = cm })
+    T.eq(status, 201)
+    T.eq(body.metadata.namespace, "default")
+    T.match(body.metadata.uid, "^%x+%-")
+    T.ok(body.metadata.creationTimestamp and body.metadata.resourceVersion)
+    status, body = kube(sim, c, "GET", "/api/v1/namespaces/default/configmaps/aurora-cfg", creds)
+    T.eq(status, 200)
+    T.eq(body.data, { mode = "test" })
+    status, body = kube(sim, c, "GET", "/api/v1/namespaces/default/configmaps?labelSelector=" ..
+        "app%3Daurora", creds)
+    T.eq(body.kind, "ConfigMapList")
+    T.eq(#body.items, 1)
+    T.eq(body.items[1].metadata.name, "aurora-cfg")
+    status, body = kube(sim, c, "POST", "/api/v1/namespaces/default/configmaps", creds,
+        { json = cm })
+    T.eq(status, 409)
+    T.eq(body, { kind = "Status", apiVersion = "v1", metadata = {}, status = "Failure",
+        message = 'configmaps "aurora-cfg" already exists', reason = "AlreadyExists",
+        details = { name = "aurora-cfg", kind = "configmaps" }, code = 409 })
+    status, body = kube(sim, c, "DELETE", "/api/v1/namespaces/default/configmaps/aurora-cfg",
+        creds, { json = { propagationPolicy = "Background" } })
+    T.eq(status, 200)
+    T.eq(body.status, "Success")
+    status, body = kube(sim, c, "GET", "/api/v1/namespaces/default/configmaps/aurora-cfg", creds)
+    T.eq(status, 404)
+    T.eq(body, { kind = "Status", apiVersion = "v1", metadata = {}, status = "Failure",
+        message = 'configmaps "aurora-cfg" not found', reason = "NotFound",
+        details = { name = "aurora-cfg", kind = "configmaps" }, code = 404 })
+    -- Cluster-scoped RBAC objects and a namespace.
+    status = kube(sim, c, "POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", creds,
+        { json = { apiVersion = "rbac.authorization.k8s.io/v1", kind = "ClusterRole",
+            metadata = { name = "aurora-reader" }, rules = {} } })
+    T.eq(status, 201)
+    status, body = kube(sim, c, "GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/" ..
+        "aurora-reader", creds)
+    T.eq(body.kind, "ClusterRole")
+    T.eq(body.metadata.namespace, nil)
+    T.eq((kube(sim, c, "POST", "/api/v1/namespaces", creds, { json = { apiVersion = "v1",
+        kind = "Namespace", metadata = { name = "aurora" } } })), 201)
+    status, body = kube(sim, c, "GET", "/api/v1/namespaces/aurora/serviceaccounts", creds)
+    T.eq(body.items[1].metadata.name, "default", "a new namespace gets its default account")
+    status, body = kube(sim, c, "POST", "/api/v1/namespaces/nowhere/serviceaccounts", creds,
+        { json = { metadata = { name = "x" } } })
+    T.eq(status, 404)
+    T.eq(body.message, 'namespaces "nowhere" not found')
+end)
+
+
+T.test("creating the upstream metrics-server where AKS manages one hits 409s", function()
+    local sim = harness.start()
+    local c, creds = sim.env.SIM_AKS_CLUSTER, admin_credentials(sim)
+    local status, body = kube(sim, c, "GET",
+        "/apis/apps/v1/namespaces/kube-system/deployments/metrics-server", creds)
+    T.eq(status, 200)
+    local available
+    for _, cond in ipairs(body.status.conditions) do
+        if cond.type == "Available" then available = cond.status end
+    end
+    T.eq(available, "True")
+    status, body = kube(sim, c, "POST", "/apis/apps/v1/namespaces/kube-system/deployments",
+        creds, { json = { apiVersion = "apps/v1", kind = "Deployment",
+            metadata = { name = "metrics-server", namespace = "kube-system" },
+            spec = { replicas = 1 } } })
+    T.eq(status, 409)
+    T.eq(body, { kind = "Status", apiVersion = "v1", metadata = {}, status = "Failure",
+        message = 'deployments.apps "metrics-server" already exists', reason = "AlreadyExists",
+        details = { name = "metrics-server", group = "apps", kind = "deployments" }, code = 409 })
+    status, body = kube(sim, c, "GET",
+        "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io", creds)
+    T.eq(status, 200)
+    T.eq(body.status.conditions[1].status, "True")
+    status, body = kube(sim, c, "GET", "/apis/metrics.k8s.io/v1beta1/nodes", creds)
+    T.eq(status, 200)
+    T.eq(body.kind, "NodeMetricsList")
+    T.eq(#body.items, 3)
+    T.match(body.items[1].usage.cpu, "^%d+m$")
+    T.match(body.items[1].usage.memory, "^%d+Ki$")
+end)
+
+
+T.test("a cluster without metrics-server has no metrics API", function()
+    local sim = harness.start()
+    local tok = aad_token(sim)
+    local status, body = kube(sim, AAD_CLUSTER, "GET",
+        "/apis/apps/v1/namespaces/kube-system/deployments/metrics-server", tok)
+    T.eq(status, 404)
+    T.eq(body.message, 'deployments.apps "metrics-server" not found')
+    T.eq(body.details, { name = "metrics-server", group = "apps", kind = "deployments" })
+    T.eq((kube(sim, AAD_CLUSTER, "GET",
+        "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io", tok)), 404)
+    T.eq((kube(sim, AAD_CLUSTER, "GET", "/apis/metrics.k8s.io/v1beta1/nodes", tok)), 404)
+    status, body = kube(sim, AAD_CLUSTER, "GET", "/apis", tok)
+    for _, g in ipairs(body.groups) do
+        T.ok(g.name ~= "metrics.k8s.io", "metrics.k8s.io is not served")
+    end
+end)
+
+
+T.test("a deployed metrics-server becomes Available after a delay, then metrics answer", function()
+    local sim = harness.start()
+    sim:knobs { metrics_delay_ms = 600 }
+    local tok = aad_token(sim)
+    local objects = {
+        { "/api/v1/namespaces/kube-system/serviceaccounts", { apiVersion = "v1",
+            kind = "ServiceAccount", metadata = { name = "metrics-server" } } },
+        { "/apis/rbac.authorization.k8s.io/v1/clusterroles", { kind = "ClusterRole",
+            apiVersion = "rbac.authorization.k8s.io/v1",
+            metadata = { name = "system:metrics-server" }, rules = {} } },
+        { "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", { kind = "ClusterRoleBinding",
+            apiVersion = "rbac.authorization.k8s.io/v1",
+            metadata = { name = "system:metrics-server" }, roleRef = { kind = "ClusterRole",
+                name = "system:metrics-server", apiGroup = "rbac.authorization.k8s.io" } } },
+        { "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings", {
+            kind = "RoleBinding", apiVersion = "rbac.authorization.k8s.io/v1",
+            metadata = { name = "metrics-server-auth-reader", namespace = "kube-system" } } },
+        { "/api/v1/namespaces/kube-system/services", { apiVersion = "v1", kind = "Service",
+            metadata = { name = "metrics-server" }, spec = { ports = { { name = "https",
+                port = 443, targetPort = "https" } } } } },
+        { "/apis/apps/v1/namespaces/kube-system/deployments", { apiVersion = "apps/v1",
+            kind = "Deployment", metadata = { name = "metrics-server",
+                labels = { ["k8s-app"] = "metrics-server" } },
+            spec = { selector = { matchLabels = { ["k8s-app"] = "metrics-server" } },
+                template = { metadata = { labels = { ["k8s-app"] = "metrics-server" } },
+                    spec = { containers = { { name = "metrics-server",
+                        image = MS_IMAGE } } } } } } },
+        { "/apis/apiregistration.k8s.io/v1/apiservices", { kind = "APIService",
+            apiVersion = "apiregistration.k8s.io/v1",
+            metadata = { name = "v1beta1.metrics.k8s.io" },
+            spec = { service = { name = "metrics-server", namespace = "kube-system" },
+                group = "metrics.k8s.io", version = "v1beta1", insecureSkipTLSVerify = true,
+                groupPriorityMinimum = 100, versionPriority = 100 } } },
+    }
+    for _, o in ipairs(objects) do
+        local status, body = kube(sim, AAD_CLUSTER, "POST", o[1], tok, { json = o[2] })
+        T.eq(status, 201, o[1] .. ": " .. tostring(body and body.message))
+    end
+    local status, body = kube(sim, AAD_CLUSTER, "GET",
+        "/apis/apps/v1/namespaces/kube-system/deployments/metrics-server", tok)
+    T.eq(body.spec.replicas, 1, "replicas default to 1")
+    T.eq(body.status.conditions[1].type, "Available")
+    T.eq(body.status.conditions[1].status, "False")
+    T.eq(body.status.availableReplicas, nil)
+    status, body = kube(sim, AAD_CLUSTER, "GET", "/apis/metrics.k8s.io/v1beta1/nodes", tok)
+    T.eq(status, 503)
+    T.eq(body.reason, "ServiceUnavailable")
+    status, body = kube(sim, AAD_CLUSTER, "GET",
+        "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io", tok)
+    T.eq(body.status.conditions[1].status, "False")
+    T.eq((kube(sim, AAD_CLUSTER, "GET", "/apis/metrics.k8s.io/v1beta1", tok)), 503)
+
+    time.sleep(0.8)
+    status, body = kube(sim, AAD_CLUSTER, "GET",
+        "/apis/apps/v1/namespaces/kube-system/deployments/metrics-server", tok)
+    T.eq(body.status.conditions[1].status, "True")
+    T.eq(body.status.availableReplicas, 1)
+    status, body = kube(sim, AAD_CLUSTER, "GET", "/apis/metrics.k8s.io/v1beta1/nodes", tok)
+    T.eq(status, 200)
+    T.eq(body.kind, "NodeMetricsList")
+    T.eq(body.apiVersion, "metrics.k8s.io/v1beta1")
+    T.eq(#body.items, 3)
+    status, body = kube(sim, AAD_CLUSTER, "GET",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods", tok)
+    T.eq(status, 200)
+    T.eq(body.kind, "PodMetricsList")
+    local found
+    for _, p in ipairs(body.items) do
+        if p.metadata.name:find("^metrics%-server%-") then
+            found = p
+        end
+    end
+    T.ok(found, "the metrics-server pod reports its own usage")
+    T.eq(found.containers[1].name, "metrics-server")
+    T.eq((kube(sim, AAD_CLUSTER, "GET", "/apis/metrics.k8s.io/v1beta1", tok)), 200)
+    local st = sim:stats()
+    T.eq(st.counts["kube:GET /apis/metrics.k8s.io/v1beta1/nodes"], 2)
+end)
+
+
+T.test("every cluster keeps its own objects", function()
+    local sim = harness.start()
+    local tok = aad_token(sim)
+    T.eq((kube(sim, sim.env.SIM_AKS_CLUSTER, "POST", "/api/v1/namespaces/default/configmaps",
+        tok, { json = { metadata = { name = "only-here" } } })), 201)
+    T.eq((kube(sim, sim.env.SIM_AKS_CLUSTER, "GET",
+        "/api/v1/namespaces/default/configmaps/only-here", tok)), 200)
+    T.eq((kube(sim, AAD_CLUSTER, "GET", "/api/v1/namespaces/default/configmaps/only-here", tok)),
+        404)
+end)
