@@ -27,6 +27,7 @@
 #define MAX_PASS_HOOKS 8
 #define MAX_SLEEP_MS 1000
 #define HOOK_COUNT 10000
+#define TIMER_TASK_MS (10 * 60 * 1000)
 
 /* A watched descriptor, in a table indexed by fd. seq tells a stale epoll event (for an fd that
  * was unwatched, and maybe reused, earlier in the same pass) from a current one. */
@@ -827,7 +828,8 @@ static void sched_fire(aurora_worker *w, void *arg)
     /* Run on the generation that scheduled it (its VM holds the function). */
     lua_rawgeti(L, LUA_REGISTRYINDEX, x->fn_ref);
     x->running = 1;
-    if (!task_start(w, x->gen, 0, 0, sched_done, x)) {
+    /* A timer function gets a generous deadline, so a runaway loop cannot hold the worker. */
+    if (!task_start(w, x->gen, 0, aurora_now_ms() + TIMER_TASK_MS, sched_done, x)) {
         x->running = 0;
         aurora_timer_start(w, &x->timer, aurora_now_ms() + (x->interval ? x->interval : 1000));
     }

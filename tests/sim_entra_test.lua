@@ -394,7 +394,7 @@ T.test("auth code with PKCE S256 gives tokens; codes are single use; refresh tok
     T.eq(claims.aud, "https://management.core.windows.net/")
     T.eq(claims.idtyp, "user")
     T.eq(claims.scp, "user_impersonation")
-    T.match(claims.upn, "@" .. DOMAIN:gsub("%.", "%%.") .. "$")
+    T.eq(claims.upn, "sim-user@" .. DOMAIN)
     local _, id = jwt.decode(body.id_token)
     T.eq(id.aud, sim.env.SIM_CLIENT_ID)
     T.eq(id.nonce, "n-456")

@@ -856,13 +856,6 @@ local function type_from_params(req)
 end
 
 
-local function rgs_segment_ok(req)
-    if lower(req.params.rgs) ~= "resourcegroups" then
-        fail(404, "NotFound", "The requested path is not supported.")
-    end
-end
-
-
 local function list_databases(req, ctx)
     local t = resources.by_path["microsoft.sql/servers"]
     local rec = resource_for(req, ctx, t, "Microsoft.Sql/servers/databases/read")
@@ -965,9 +958,16 @@ end
 
 
 --- The static token AKS puts into a cluster's kubeconfigs for a user ("clusterAdmin",
--- "clusterUser", "clusterMonitoringUser"): 32 hex characters derived from the cluster CA key,
--- so the simulated API server can check it without shared state. nil for an unknown cluster.
+-- "clusterUser", "clusterMonitoringUser"). Admin and user tokens of local-account clusters are
+-- the one the simulated API server accepts (kube.admin_token); the monitoring token is derived
+-- from the cluster CA key and only looks real.
 function M.cluster_token(cluster, user)
+    if user ~= "clusterMonitoringUser" then
+        local ok, kube = pcall(require, "kube")
+        if ok and type(kube) == "table" and kube.admin_token then
+            return kube.admin_token(cluster)
+        end
+    end
     local ca = cluster_ca(cluster)
     if not ca then return nil end
     local pem <close> = ca.key:private_pem()
@@ -1776,12 +1776,10 @@ end
 
 -- ---- the route table ---------------------------------------------------------------------------
 
-local RG_CASINGS = { "resourceGroups", "resourcegroups" }
-
-
---- The ARM route table (wrapped by sim.add, so counted as "arm:METHOD /path").
+--- The ARM route table (wrapped by sim.add, so counted as "arm:METHOD /path"). Literal
+-- segments match in any case, as in ARM (az sends resourceGroups, ids say resourcegroups).
 function M.routes()
-    local r = {}
+    local r = { _options = { case_insensitive = true } }
     route(r, "GET /metadata/endpoints", metadata_endpoints, { anonymous = true })
     route(r, "GET /subscriptions", list_subscriptions, { tenant = true })
     route(r, "GET /subscriptions/{sub}", get_subscription)
@@ -1792,19 +1790,13 @@ function M.routes()
     route(r, "GET /subscriptions/{sub}/providers/{ns}", get_provider)
     route(r, "POST /subscriptions/{sub}/providers/{ns}/register", register_provider)
 
-    route(r, "GET /subscriptions/{sub}/resources", list_resources)
-    route(r, "GET /subscriptions/{sub}/providers/Microsoft.Authorization/roleAssignments",
-        list_role_assignments)
-    route(r, "GET /subscriptions/{sub}/providers/Microsoft.Authorization/roleAssignments/{name}",
-        get_role_assignment)
-    route(r, "PUT /subscriptions/{sub}/providers/Microsoft.Authorization/roleAssignments/{name}",
-        put_role_assignment)
-    route(r, "DELETE /subscriptions/{sub}/providers/Microsoft.Authorization/roleAssignments/{name}",
-        delete_role_assignment)
-    route(r, "GET /subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions",
-        list_role_definitions)
-    route(r, "GET /subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{id}",
-        get_role_definition)
+    local authz = "/subscriptions/{sub}/providers/Microsoft.Authorization"
+    route(r, "GET " .. authz .. "/roleAssignments", list_role_assignments)
+    route(r, "GET " .. authz .. "/roleAssignments/{name}", get_role_assignment)
+    route(r, "PUT " .. authz .. "/roleAssignments/{name}", put_role_assignment)
+    route(r, "DELETE " .. authz .. "/roleAssignments/{name}", delete_role_assignment)
+    route(r, "GET " .. authz .. "/roleDefinitions", list_role_definitions)
+    route(r, "GET " .. authz .. "/roleDefinitions/{id}", get_role_definition)
     route(r, "GET /providers/Microsoft.Authorization/roleDefinitions", list_role_definitions,
         { tenant = true })
     route(r, "GET /providers/Microsoft.Authorization/roleDefinitions/{id}", get_role_definition,
@@ -1815,55 +1807,49 @@ function M.routes()
     route(r, "POST /subscriptions/{sub}/providers/Microsoft.CostManagement/query", cost_query,
         { read = true })
 
-    -- Subscription-scope lists, one literal route per type, and a case-insensitive fallback.
+    route(r, "GET /subscriptions/{sub}/resources", list_resources)
+    route(r, "GET /subscriptions/{sub}/resourcegroups", list_rgs)
+    local rg = "/subscriptions/{sub}/resourceGroups/{rg}"
+    route(r, "GET " .. rg, get_rg)
+    route(r, "HEAD " .. rg, head_rg)
+    route(r, "GET " .. rg .. "/resources", list_resources)
+    route(r, "GET " .. rg .. "/providers/Microsoft.Authorization/roleAssignments",
+        list_role_assignments)
+    route(r, "POST " .. rg .. "/providers/Microsoft.CostManagement/query", cost_query,
+        { read = true })
+
+    -- One literal route per type and scope, plus ARM-shaped errors for unknown types.
     for _, t in ipairs(resources.TYPES) do
         route(r, "GET /subscriptions/{sub}/providers/" .. t.ns .. "/" .. t.type, function(req, ctx)
             return list_of_type(req, ctx, t, req.params.sub)
+        end)
+        local p = rg .. "/providers/" .. t.ns .. "/" .. t.type
+        route(r, "GET " .. p, function(req, ctx)
+            return list_of_type(req, ctx, t, req.params.sub, req.params.rg)
+        end)
+        route(r, "GET " .. p .. "/{name}", function(req, ctx)
+            return get_of_type(req, ctx, t)
         end)
     end
     route(r, "GET /subscriptions/{sub}/providers/{ns}/{type}", function(req, ctx)
         return list_of_type(req, ctx, type_from_params(req), req.params.sub)
     end)
-
-    for _, rgs in ipairs(RG_CASINGS) do
-        local base = "/subscriptions/{sub}/" .. rgs
-        route(r, "GET " .. base, list_rgs)
-        route(r, "GET " .. base .. "/{rg}", get_rg)
-        route(r, "HEAD " .. base .. "/{rg}", head_rg)
-        route(r, "GET " .. base .. "/{rg}/resources", list_resources)
-        route(r, "GET " .. base .. "/{rg}/providers/Microsoft.Authorization/roleAssignments",
-            list_role_assignments)
-        route(r, "POST " .. base .. "/{rg}/providers/Microsoft.CostManagement/query", cost_query,
-            { read = true })
-        for _, t in ipairs(resources.TYPES) do
-            local p = base .. "/{rg}/providers/" .. t.ns .. "/" .. t.type
-            route(r, "GET " .. p, function(req, ctx)
-                return list_of_type(req, ctx, t, req.params.sub, req.params.rg)
-            end)
-            route(r, "GET " .. p .. "/{name}", function(req, ctx)
-                return get_of_type(req, ctx, t)
-            end)
-        end
-        local aks = base .. "/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}"
-        route(r, "POST " .. aks .. "/listClusterAdminCredential", list_admin_credential)
-        route(r, "POST " .. aks .. "/listClusterUserCredential", list_user_credential)
-        route(r, "POST " .. aks .. "/listClusterMonitoringUserCredential",
-            list_monitoring_credential)
-        local sql = base .. "/{rg}/providers/Microsoft.Sql/servers/{name}/databases"
-        route(r, "GET " .. sql, list_databases)
-        route(r, "GET " .. sql .. "/{db}", get_database)
-        route(r, "GET " .. base .. "/{rg}/providers/Microsoft.Compute/virtualMachines/{name}" ..
-            "/instanceView", vm_instance_view)
-    end
-    -- Any other casing of resourceGroups, namespace or type.
-    route(r, "GET /subscriptions/{sub}/{rgs}/{rg}/providers/{ns}/{type}", function(req, ctx)
-        rgs_segment_ok(req)
+    route(r, "GET " .. rg .. "/providers/{ns}/{type}", function(req, ctx)
         return list_of_type(req, ctx, type_from_params(req), req.params.sub, req.params.rg)
     end)
-    route(r, "GET /subscriptions/{sub}/{rgs}/{rg}/providers/{ns}/{type}/{name}", function(req, ctx)
-        rgs_segment_ok(req)
+    route(r, "GET " .. rg .. "/providers/{ns}/{type}/{name}", function(req, ctx)
         return get_of_type(req, ctx, type_from_params(req))
     end)
+
+    local aks = rg .. "/providers/Microsoft.ContainerService/managedClusters/{name}"
+    route(r, "POST " .. aks .. "/listClusterAdminCredential", list_admin_credential)
+    route(r, "POST " .. aks .. "/listClusterUserCredential", list_user_credential)
+    route(r, "POST " .. aks .. "/listClusterMonitoringUserCredential", list_monitoring_credential)
+    local sql = rg .. "/providers/Microsoft.Sql/servers/{name}/databases"
+    route(r, "GET " .. sql, list_databases)
+    route(r, "GET " .. sql .. "/{db}", get_database)
+    route(r, "GET " .. rg .. "/providers/Microsoft.Compute/virtualMachines/{name}/instanceView",
+        vm_instance_view)
     return r
 end
 
