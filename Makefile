@@ -91,6 +91,16 @@ asan: deps
 bench: deps aurora
 	sh bench/run
 
+# Real clients (Azure CLI, python3-hvac, kubectl) against the Azure simulator; see tests/sim/README.md.
+# kubectl: Debian's kubernetes-client only when no kubectl is installed (another package may own it).
+CONFORMANCE_PKGS := azure-cli python3-hvac python3-msal python3-requests openssl curl
+
+.PHONY: conformance
+conformance: deps aurora
+	$(MAKE) deps DEB_PKGS="$(CONFORMANCE_PKGS)"
+	command -v kubectl >/dev/null || $(MAKE) deps DEB_PKGS=kubernetes-client
+	bash tests/conformance/run
+
 clean:
 	rm -rf build build-asan aurora
 

@@ -218,8 +218,9 @@ int aurora_router_match(const aurora_router *r, const char *method, const char *
 {
     const char *starts[AURORA_ROUTER_MAX_SEGS];
     size_t lens[AURORA_ROUTER_MAX_SEGS];
-    const route *best = NULL;
-    long best_score = -1, path_score = -1;
+    const route *best = NULL, *get_best = NULL;
+    long best_score = -1, path_score = -1, get_score = -1;
+    int head = strcmp(method, "HEAD") == 0;
     int n = split(path, len, starts, lens);
     size_t alen = 0;
 
@@ -231,15 +232,22 @@ int aurora_router_match(const aurora_router *r, const char *method, const char *
         long s = score(&r->routes[i], n, starts, lens, r->nocase);
         if (s < 0)
             continue;
-        if (strcmp(r->routes[i].method, method) == 0 ||
-            (strcmp(method, "HEAD") == 0 && strcmp(r->routes[i].method, "GET") == 0 && !best)) {
+        if (strcmp(r->routes[i].method, method) == 0) {
             if (s > best_score) {
                 best_score = s;
                 best = &r->routes[i];
             }
+        } else if (head && strcmp(r->routes[i].method, "GET") == 0 && s > get_score) {
+            get_score = s;
+            get_best = &r->routes[i];
         }
         if (s > path_score)
             path_score = s;
+    }
+    if (get_best && get_score > best_score) {
+        /* HEAD is served by the GET route unless a HEAD route matches at least as well. */
+        best = get_best;
+        best_score = get_score;
     }
     if (!best || best_score < path_score) {
         /* The best-matching pattern exists, but not for this method: list what it allows. */

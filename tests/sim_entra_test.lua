@@ -210,7 +210,7 @@ local function cert_form(sim, token)
 end
 
 
-T.test("a certificate assertion (RS256 x5t or PS256 padded x5t#S256, no nbf) gets a token", function()
+T.test("a certificate assertion (RS256 x5t, or PS256 padded x5t#S256) gets a token", function()
     local sim = harness.start()
     local key, cert = register_cert(sim)
     local res, body = post_token(sim, cert_form(sim, assertion(sim, key, nil,
@@ -369,7 +369,7 @@ local function authorize(sim, params)
 end
 
 
-T.test("auth code with PKCE S256 gives tokens; codes are single use; refresh tokens rotate", function()
+T.test("auth code with PKCE S256 gives tokens, codes are single use, refreshes rotate", function()
     local sim = harness.start()
     local redirect = "http://localhost:8400/callback"
     local verifier = crypto.b64url_encode(crypto.random(48))
@@ -421,7 +421,7 @@ T.test("auth code with PKCE S256 gives tokens; codes are single use; refresh tok
 end)
 
 
-T.test("auth code with plain PKCE; a confidential client needs its secret; errors redirect", function()
+T.test("plain PKCE works, a confidential client needs its secret, errors redirect", function()
     local sim = harness.start()
     local redirect = "https://app.example.test/cb"
     local verifier = string.rep("v", 50)

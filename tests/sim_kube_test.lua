@@ -196,6 +196,23 @@ T.test("discovery documents are what kubectl needs", function()
 end)
 
 
+T.test("kubectl's Table request gets the columns kubectl get prints", function()
+    local sim = harness.start()
+    local status, body = kube(sim, sim.env.SIM_AKS_CLUSTER, "GET",
+        "/apis/apps/v1/namespaces/kube-system/deployments", admin_credentials(sim),
+        { headers = { Accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json" } })
+    T.eq(status, 200)
+    T.eq(body.kind, "Table")
+    local names = {}
+    for _, col in ipairs(body.columnDefinitions) do names[#names + 1] = col.name end
+    T.eq(names, { "Name", "Ready", "Up-to-date", "Available", "Age" })
+    T.eq(body.rows[1].cells[1], "coredns")
+    T.eq(body.rows[1].cells[2], "2/2")
+    T.eq(body.rows[1].cells[5], "24h", "scenario objects are a day old")
+    T.eq(body.rows[1].object.metadata.namespace, "kube-system")
+end)
+
+
 T.test("objects are created, read, listed and deleted with Kubernetes' Status errors", function()
     local sim = harness.start()
     local c, creds = sim.env.SIM_AKS_CLUSTER, admin_credentials(sim)

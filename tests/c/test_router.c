@@ -356,8 +356,26 @@ TEST(a_default_router_is_case_sensitive)
     CHECK_EQ_INT(rc, 404);
 }
 
+TEST(an_explicit_head_route_wins_over_get_and_get_serves_head_otherwise)
+{
+    aurora_router *r = aurora_router_new();
+    aurora_route_match m;
+    int a, b;
+
+    CHECK(r != NULL);
+    CHECK_EQ_INT(add(r, "GET", "/x", 1), 0);
+    CHECK_EQ_INT(add(r, "HEAD", "/x", 2), 0);
+    CHECK_EQ_INT(add(r, "GET", "/y", 3), 0);
+    a = aurora_router_match(r, "HEAD", "/x", 2, &m) == 200 ? m.handler : -1;
+    b = aurora_router_match(r, "HEAD", "/y", 2, &m) == 200 ? m.handler : -1;
+    aurora_router_free(&r);
+    CHECK_EQ_INT(a, 2);
+    CHECK_EQ_INT(b, 3);
+}
+
 int main(void)
 {
+    RUN(an_explicit_head_route_wins_over_get_and_get_serves_head_otherwise);
     RUN(a_case_insensitive_router_matches_literals_in_any_case);
     RUN(a_default_router_is_case_sensitive);
     RUN(a_literal_segment_beats_a_capture_whatever_the_order_of_adding);

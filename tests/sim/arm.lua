@@ -744,20 +744,16 @@ local function list_rgs(req, ctx)
 end
 
 
+-- GET, and HEAD (az group exists: 204 or 404, which azure-mgmt's check_existence requires).
+-- HEAD is answered here because the engine serves HEAD through the GET route.
 local function get_rg(req, ctx)
     local sub, name = req.params.sub, req.params.rg
     authorize(ctx, sub, "/subscriptions/" .. sub .. "/resourceGroups/" .. name,
         "Microsoft.Resources/subscriptions/resourceGroups/read")
+    if req.method == "HEAD" then
+        return find_rg(sub, name) and 204 or 404
+    end
     return 200, rg_json(require_rg(sub, name))
-end
-
-
-local function head_rg(req, ctx)
-    local sub, name = req.params.sub, req.params.rg
-    authorize(ctx, sub, "/subscriptions/" .. sub .. "/resourceGroups/" .. name,
-        "Microsoft.Resources/subscriptions/resourceGroups/read")
-    if find_rg(sub, name) then return 204 end
-    return 404, nil
 end
 
 
@@ -1811,7 +1807,6 @@ function M.routes()
     route(r, "GET /subscriptions/{sub}/resourcegroups", list_rgs)
     local rg = "/subscriptions/{sub}/resourceGroups/{rg}"
     route(r, "GET " .. rg, get_rg)
-    route(r, "HEAD " .. rg, head_rg)
     route(r, "GET " .. rg .. "/resources", list_resources)
     route(r, "GET " .. rg .. "/providers/Microsoft.Authorization/roleAssignments",
         list_role_assignments)

@@ -74,6 +74,7 @@ local dir      -- {apps = {...}, by_app = {}, by_object = {}, by_sp = {}}
 local codes    -- code -> grant
 local redeemed -- code -> true once used
 local refresh  -- refresh token -> grant
+local default_users -- built on first use when the scenario has no users
 
 
 -- ---- small helpers ---------------------------------------------------------------------------
@@ -378,15 +379,15 @@ function M.users()
     if sim.scenario.users and #sim.scenario.users > 0 then
         return sim.scenario.users
     end
-    if not M.default_users then
+    if not default_users then
         local list = {}
         for i, t in ipairs(sim.scenario.tenants) do
             list[#list + 1] = { upn = "sim-user@" .. (t.domain or (t.id .. ".onmicrosoft.com")),
                 oid = scenario.guid(i, 4242), tenant = t.id, name = "Simulated User" }
         end
-        M.default_users = list
+        default_users = list
     end
-    return M.default_users
+    return default_users
 end
 
 
@@ -530,7 +531,8 @@ local function check_assertion(req, form, app, tenant_as_given, tenant)
     local now = os.time()
     if entry.expires and entry.expires <= now then
         return nil, aad_error(req, 401, "invalid_client", 700027, string.format(
-            "Client assertion contains an invalid signature. [Reason - The key used is expired., " ..
+            "Client assertion contains an invalid signature. [Reason - The key used is " ..
+            "expired., " ..
             "Thumbprint of key used by client: '%s', Found key 'Start=%s, End=%s']", used,
             iso(entry.start), iso(entry.expires)))
     end

@@ -223,7 +223,7 @@ end
 
 local function seed(cl, gv, name, ns, objname, fields, extra_md)
     local obj = copy(fields or {})
-    obj.metadata = { name = objname, namespace = ns }
+    obj.metadata = { name = objname, namespace = ns, creationTimestamp = iso(cl.born) }
     for k, v in pairs(extra_md or {}) do obj.metadata[k] = v end
     return put(cl, res(gv, name), obj)
 end
@@ -291,7 +291,8 @@ end
 
 local function build(c)
     local endpoint = sim.config.clusters and sim.config.clusters[c.name] or {}
-    local cl = { c = c, objects = {}, rv = 1000, next_ip = 10,
+    -- What the scenario holds was there before the simulator started: a day old.
+    local cl = { c = c, objects = {}, rv = 1000, next_ip = 10, born = time.now() - 86400,
         ca_pem = endpoint.ca_file and sim.read_file(endpoint.ca_file) or "" }
     for _, ns in ipairs { "default", "kube-system", "kube-public" } do
         seed(cl, "v1", "namespaces", nil, ns)
@@ -569,6 +570,87 @@ local function present(cl, def, entry)
 end
 
 
+-- ---- Table output (kubectl get without -o) --------------------------------------------------
+
+local function wants_table(req)
+    return (req.headers.accept or ""):find("as=Table", 1, true) ~= nil
+end
+
+
+local function age(ts)
+    local y, mo, d, h, mi, se = (ts or ""):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)")
+    if not y then
+        return "<unknown>"
+    end
+    local t = os.time { year = y, month = mo, day = d, hour = h, min = mi, sec = se }
+    local s = math.max(0, os.time(os.date("!*t")) - t)
+    if s < 120 then return s .. "s" end
+    if s < 600 then return (s // 60) .. "m" .. (s % 60) .. "s" end
+    if s < 3 * 3600 then return (s // 60) .. "m" end
+    if s < 48 * 3600 then return (s // 3600) .. "h" end
+    return (s // 86400) .. "d"
+end
+
+
+-- Column names and a row function per kind, like the API server's table convertors.
+local COLUMNS = {
+    Deployment = { { "Ready", "Up-to-date", "Available" }, function(o)
+        local st = o.status or {}
+        return { (st.readyReplicas or 0) .. "/" .. (o.spec.replicas or 1),
+            st.updatedReplicas or 0, st.availableReplicas or 0 }
+    end },
+    Pod = { { "Ready", "Status", "Restarts" }, function(o)
+        local n = #((o.spec or {}).containers or {})
+        local running = o.status.phase == "Running"
+        return { (running and n or 0) .. "/" .. n, o.status.phase, 0 }
+    end },
+    Node = { { "Status", "Roles", "Version" }, function(o)
+        return { "Ready", "agent", o.status.nodeInfo.kubeletVersion }
+    end, true },
+    Service = { { "Type", "Cluster-IP", "External-IP", "Port(s)" }, function(o)
+        local ports = {}
+        for _, p in ipairs(o.spec.ports or {}) do
+            ports[#ports + 1] = p.port .. "/" .. (p.protocol or "TCP")
+        end
+        return { o.spec.type or "ClusterIP", o.spec.clusterIP or "<none>", "<none>",
+            #ports > 0 and table.concat(ports, ",") or "<none>" }
+    end },
+    Namespace = { { "Status" }, function(o) return { (o.status or {}).phase or "Active" } end },
+}
+
+
+local function as_table(cl, objects)
+    local kind = objects.kind
+    local spec = COLUMNS[kind]
+    local cols = json.array({ { name = "Name", type = "string", format = "name",
+        description = "Name must be unique within a namespace.", priority = 0 } })
+    for _, n in ipairs(spec and spec[1] or {}) do
+        cols[#cols + 1] = { name = n, type = "string", format = "", description = "",
+            priority = 0 }
+    end
+    -- Age comes last, except for nodes (NAME STATUS ROLES AGE VERSION).
+    local age_last = not (spec and spec[3])
+    local age_col = { name = "Age", type = "string", format = "", priority = 0,
+        description = "CreationTimestamp is a timestamp representing the server time when " ..
+            "this object was created." }
+    table.insert(cols, age_last and #cols + 1 or #cols, age_col)
+    local rows = json.array()
+    for _, o in ipairs(objects.items) do
+        local cells = json.array({ o.metadata.name })
+        for _, v in ipairs(spec and spec[2](o) or {}) do cells[#cells + 1] = v end
+        if age_last then
+            cells[#cells + 1] = age(o.metadata.creationTimestamp)
+        else
+            table.insert(cells, #cells, age(o.metadata.creationTimestamp))
+        end
+        rows[#rows + 1] = { cells = cells, object = { kind = "PartialObjectMetadata",
+            apiVersion = "meta.k8s.io/v1", metadata = o.metadata } }
+    end
+    return { kind = "Table", apiVersion = "meta.k8s.io/v1",
+        metadata = { resourceVersion = tostring(cl.rv) }, columnDefinitions = cols, rows = rows }
+end
+
+
 -- ---- selectors, lists -----------------------------------------------------------------------
 
 local function parse_selector(s)
@@ -650,6 +732,11 @@ local function list_objects(req, cl, def, ns)
         md.continue = tostring(last + 1)
         md.remainingItemCount = #items - last
     end
+    if wants_table(req) then
+        local t = as_table(cl, { kind = def.kind, items = out })
+        t.metadata = md
+        return 200, t
+    end
     return 200, { kind = def.kind .. "List", apiVersion = def.gv, metadata = md, items = out }
 end
 
@@ -730,17 +817,22 @@ end
 
 
 local function get_one(req, cl, def, ns, name)
+    local obj
     if def.derived then
         for _, e in ipairs(derived_pods(cl, ns)) do
-            if e.obj.metadata.name == name then return 200, e.obj end
+            if e.obj.metadata.name == name then obj = e.obj end
         end
+    else
+        local entry = lookup(cl, def, ns, name)
+        obj = entry and present(cl, def, entry)
+    end
+    if not obj then
         return not_found(def, name)
     end
-    local entry = lookup(cl, def, ns, name)
-    if not entry then
-        return not_found(def, name)
+    if wants_table(req) then
+        return 200, as_table(cl, { kind = def.kind, items = { obj } })
     end
-    return 200, present(cl, def, entry)
+    return 200, obj
 end
 
 

@@ -121,6 +121,7 @@ function M.wrap(name, handler)
                 headers["Retry-After"] = tostring(f.retry_after)
                 headers["x-ms-ratelimit-remaining-subscription-reads"] = "0"
             end
+            for k, v in pairs(f.headers or {}) do headers[k] = tostring(v) end
             return f.status or 500, f.body or { error = { code = f.code or "InternalServerError",
                 message = f.message or "Injected fault." } }, headers
         end
