@@ -67,7 +67,7 @@ deps:
 
 ctests: $(CTESTS)
 
-test: deps
+test: deps conformance-deps
 	$(MAKE) aurora ctests
 	AURORA=./aurora BUILD=$(BUILD) sh tests/run
 
@@ -80,7 +80,7 @@ install: aurora
 	cp -R lua $(DESTDIR)$(PREFIX)/share/aurora/
 
 # AddressSanitizer + UBSan build in its own directory, running the whole suite.
-asan: deps
+asan: deps conformance-deps
 	$(MAKE) deps DEB_PKGS="$(ASAN_PKGS)"
 	$(MAKE) BUILD=build-asan OPT=-O1 CC=clang \
 	    SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
@@ -95,10 +95,12 @@ bench: deps aurora
 # kubectl: Debian's kubernetes-client only when no kubectl is installed (another package may own it).
 CONFORMANCE_PKGS := azure-cli python3-hvac python3-msal python3-requests openssl curl
 
-.PHONY: conformance
-conformance: deps aurora
-	$(MAKE) deps DEB_PKGS="$(CONFORMANCE_PKGS)"
-	command -v kubectl >/dev/null || $(MAKE) deps DEB_PKGS=kubernetes-client
+.PHONY: conformance conformance-deps
+conformance-deps:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(CONFORMANCE_PKGS)"
+	@command -v kubectl >/dev/null || $(MAKE) --no-print-directory deps DEB_PKGS=kubernetes-client
+
+conformance: deps conformance-deps aurora
 	bash tests/conformance/run
 
 clean:
