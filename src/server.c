@@ -81,6 +81,7 @@ typedef struct req {
     int state;
     int suspended;
     int too_large;
+    int drop;                 /* close the connection without an answer */
     unsigned status;
     struct MHD_Response *resp;
     aurora_task *task;
@@ -338,6 +339,11 @@ static enum MHD_Result send_response(req *r)
     enum MHD_Result ret;
     aurora_buf f;
 
+    if (r->drop) {
+        aurora_log(AURORA_LOG_INFO, "connection dropped by the handler", "path", r->path,
+                   "requestId", r->id, NULL);
+        return MHD_NO;
+    }
     if (!r->resp)
         set_error(r, 500, "internal error");
     if (!r->resp)
@@ -462,6 +468,8 @@ static void on_task_done(aurora_task *t, int status, int nres, const char *msg)
     r->task = NULL;
     if (status == LUA_OK) {
         response_from_lua(r, t->co, nres);
+    } else if (t->err_drop) {
+        r->drop = 1;
     } else if (t->expired) {
         set_error(r, 504, "the request took too long");
     } else if (t->err_status) {

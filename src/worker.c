@@ -465,12 +465,15 @@ static void task_resume(aurora_task *t, int nargs)
         char *msg;
 
         if (lua_istable(co, -1)) {
-            /* error{status = 400, error = "..."}: a deliberate answer, not a bug. */
+            /* error{status = 400, error = "..."}: a deliberate answer, not a bug;
+             * error{drop = true}: close the connection without any answer. */
             lua_getfield(co, -1, "status");
             t->err_status = (int)lua_tointeger(co, -1);
             lua_getfield(co, -2, "error");
             msg = strdup(lua_isstring(co, -1) ? lua_tostring(co, -1) : "error");
-            lua_pop(co, 2);
+            lua_getfield(co, -3, "drop");
+            t->err_drop = lua_toboolean(co, -1);
+            lua_pop(co, 3);
             if (t->err_status < 400 || t->err_status > 599)
                 t->err_status = 0;
         } else {

@@ -95,6 +95,15 @@ T.test("an invalid status from a handler is a 500, an error table answers its st
 end)
 
 
+T.test("error{drop = true} closes the connection without an answer", function()
+    local s = T.server { app = APP }
+    local res, _, code = s:request("GET", "/drop", { timeout = 5 })
+    T.eq(res, nil)
+    T.eq(code, "connect")
+    T.eq(assert(s:request("GET", "/hello/still")).status, 200)
+end)
+
+
 T.test("reading an undeclared global is an error, not a silent nil", function()
     local s = T.server { app = APP }
     T.eq(get(s, "/global").status, 500)

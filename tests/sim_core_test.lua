@@ -40,7 +40,29 @@ end)
 
 T.test("knobs inject faults with Retry-After, counters count, reset clears both", function()
     local sim = harness.start()
-    sim:knobs { faults = { { route = "login:", status = 503, count = 1, retry_after = 2 } } }
+    sim:knobs { faults = { { route = "arm:GET /subscriptions", status = 429, count = 2,
+        retry_after = 7, code = "SubscriptionRequestsThrottled" } } }
+    local tok = sim:token()
+    for _ = 1, 2 do
+        local res = assert(sim:request("arm", "GET", "/subscriptions?api-version=2022-12-01",
+            { bearer = tok }))
+        T.eq(res.status, 429)
+        T.eq(res.headers["retry-after"], "7")
+        T.eq(json.decode(res.body).error.code, "SubscriptionRequestsThrottled")
+    end
+    T.eq(assert(sim:request("arm", "GET", "/subscriptions?api-version=2022-12-01",
+        { bearer = tok })).status, 200, "the fault answers count requests, then the real route")
+    T.eq(sim:stats().counts["arm:GET /subscriptions"], 3)
+    -- count 2: libcurl retries once on a fresh connection when a reused one dies unanswered
+    sim:knobs { faults = { { route = "arm:GET /subscriptions", drop = true, count = 2 } } }
+    local dropped, _, code = sim:request("arm", "GET", "/subscriptions?api-version=2022-12-01",
+        { bearer = tok, timeout = 5 })
+    T.eq(dropped, nil)
+    T.eq(code, "connect", "a dropped connection")
+    sim:knobs { latency_ms = { ["arm:GET /subscriptions"] = 300 } }
+    local t0 = require("aurora.time").monotonic()
+    assert(sim:request("arm", "GET", "/subscriptions?api-version=2022-12-01", { bearer = tok }))
+    T.ok(require("aurora.time").monotonic() - t0 >= 0.3, "latency knob")
     local res = assert(sim:request("login", "GET", "/_sim/stats"))
     T.eq(res.status, 200, "control routes are not subject to faults")
     local st = sim:stats()

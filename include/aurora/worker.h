@@ -124,6 +124,7 @@ struct aurora_task {
     aurora_task *next, *prev; /* the worker's live list, or its free list */
     int expired;              /* its deadline passed (the error it ended with is that) */
     int err_status;           /* set when the error raised was a table with an HTTP status */
+    int err_drop;             /* the error raised was error{drop = true} */
     int running;              /* inside lua_resume */
     int finished;
 };

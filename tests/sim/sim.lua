@@ -112,9 +112,11 @@ function M.wrap(name, handler)
         local f = fault_for(name)
         if f then
             if f.drop then
-                -- A dropped connection: the closest a handler can do is hang past the
-                -- client's timeout; tests pair it with a short client timeout.
-                time.sleep(f.drop)
+                -- A dropped connection: no answer at all, after `drop` seconds when a number.
+                if type(f.drop) == "number" then
+                    time.sleep(f.drop)
+                end
+                error({ drop = true })
             end
             local headers = { ["Content-Type"] = "application/json" }
             if f.retry_after then
