@@ -23,7 +23,7 @@ OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
 LIB_OBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
 CTESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps test check-c test-lua run install asan bench clean format lint
+.PHONY: all deps test ctests run install asan bench demo clean format
 
 all: aurora
 
@@ -102,6 +102,10 @@ conformance-deps:
 
 conformance: deps conformance-deps aurora
 	bash tests/conformance/run
+
+# The simulator with the demo scenario and the app pointed at it (see tests/sim/README.md).
+demo: deps aurora
+	bash tests/sim/demo
 
 clean:
 	rm -rf build build-asan aurora

@@ -12,7 +12,8 @@ local proc = require "aurora.proc"
 local time = require "aurora.time"
 
 local dir, scenario_file = ...
-assert(dir, "usage: aurora run tests/sim/launch.lua STATE_DIR [SCENARIO_FILE]")
+dir = dir or os.getenv("SIM_STATE_DIR")
+assert(dir, "usage: aurora run tests/sim/launch.lua STATE_DIR [SCENARIO_FILE] (or SIM_STATE_DIR)")
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 scenario_file = scenario_file or (here .. "/scenarios/default.lua")
 os.execute("mkdir -p '" .. dir .. "' && chmod 700 '" .. dir .. "'")
@@ -47,11 +48,25 @@ issue_server(ca_key, ca, "127.0.0.1", dir .. "/server")
 assert(crypto.generate_key("rsa", 2048):private_pem():write_file(dir .. "/signing.key"))
 
 local scenario = require("scenario").load(scenario_file)
+
+-- Free loopback ports, never the same one twice (the kernel may offer a port again once the
+-- probe socket is closed, and nothing is bound until the server starts).
+local taken = {}
+local function port()
+    for _ = 1, 100 do
+        local p = assert(proc.free_port())
+        if not taken[p] then
+            taken[p] = true
+            return p
+        end
+    end
+    error("no free port")
+end
 local listeners, urls, clusters = {}, {}, {}
 for _, name in ipairs { "login", "arm", "graph", "vault" } do
-    local port = assert(proc.free_port())
-    urls[name] = "https://127.0.0.1:" .. port
-    listeners[#listeners + 1] = { name = name, routes = name, listen = "127.0.0.1:" .. port,
+    local p = port()
+    urls[name] = "https://127.0.0.1:" .. p
+    listeners[#listeners + 1] = { name = name, routes = name, listen = "127.0.0.1:" .. p,
         tls_cert = dir .. "/server.pem", tls_key = dir .. "/server.key" }
 end
 -- One Kubernetes API server per cluster, each with its own CA; client certificates are
@@ -63,11 +78,11 @@ for _, c in ipairs(scenario.clusters) do
     write(cdir .. "/ca.pem", cca:pem())
     assert(ckey:private_pem():write_file(cdir .. "/ca.key"))
     issue_server(ckey, cca, "apiserver", cdir .. "/server")
-    local port = assert(proc.free_port())
-    clusters[c.name] = { url = "https://127.0.0.1:" .. port, ca_file = cdir .. "/ca.pem",
+    local p = port()
+    clusters[c.name] = { url = "https://127.0.0.1:" .. p, ca_file = cdir .. "/ca.pem",
         ca_key_file = cdir .. "/ca.key" }
     listeners[#listeners + 1] = { name = "kube:" .. c.name, routes = "kube",
-        listen = "127.0.0.1:" .. port, tls_cert = cdir .. "/server.pem",
+        listen = "127.0.0.1:" .. p, tls_cert = cdir .. "/server.pem",
         tls_key = cdir .. "/server.key", tls_client_ca = cdir .. "/ca.pem" }
 end
 write(dir .. "/listeners.json", json.encode(listeners))
