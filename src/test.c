@@ -89,9 +89,21 @@ static void run_task(aurora_worker *w, const char *fn, lua_Integer arg, uint64_t
     aurora_worker_run(w, &o->done);
 }
 
+/* Tests also find the Aurora app's modules (lua/aurora/...), from the directory named by
+ * AURORA_APP or ./lua when it holds app.lua. */
+static const char *lib_dir(void)
+{
+    const char *a = getenv("AURORA_APP");
+    struct stat st;
+
+    if (a && *a)
+        return a;
+    return stat("lua/app.lua", &st) == 0 ? "lua" : NULL;
+}
+
 static aurora_worker *make_worker(const char *file, const char *app_dir, char *err, size_t n)
 {
-    aurora_vm_opts vo = {.app_dir = app_dir};
+    aurora_vm_opts vo = {.app_dir = app_dir, .lib_dir = lib_dir()};
     aurora_worker *w = aurora_worker_new(1, &vo, load_file, (void *)file, err, n);
 
     if (w && aurora_http_attach(w) != 0) {
@@ -270,7 +282,7 @@ int aurora_run_main(const char *file, int argc, char **argv)
     lua_State *L;
 
     dir_of(file, dir, sizeof(dir));
-    vo = (aurora_vm_opts){.app_dir = dir};
+    vo = (aurora_vm_opts){.app_dir = dir, .lib_dir = lib_dir()};
     run_args_argc = argc;
     run_args_argv = argv;
     w = aurora_worker_new(1, &vo, load_script, (void *)file, err, sizeof(err));

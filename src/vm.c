@@ -143,7 +143,10 @@ static int setup(lua_State *L)
     preload_lua(L, "aurora.test", aurora_embed_test_lua);
 
     lua_getglobal(L, "package");
-    if (o->app_dir)
+    if (o->app_dir && o->lib_dir)
+        lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s/?.lua;%s/?/init.lua;/usr/share/lua/5.4/?.lua",
+                        o->app_dir, o->app_dir, o->lib_dir, o->lib_dir);
+    else if (o->app_dir)
         lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;/usr/share/lua/5.4/?.lua", o->app_dir,
                         o->app_dir);
     else

@@ -24,6 +24,7 @@ int aurora_vm_fail(lua_State *L, int err, const char *fmt, ...)
 /* Options for a new VM. */
 typedef struct aurora_vm_opts {
     const char *app_dir;       /* prepended to package.path as DIR/?.lua and DIR/?/init.lua */
+    const char *lib_dir;       /* searched after app_dir the same way (tests: the Aurora app) */
     size_t mem_limit;          /* bytes the VM may allocate; 0 = no limit */
     struct aurora_worker *worker; /* the worker that owns the VM, or NULL (tests, checks) */
 } aurora_vm_opts;
