@@ -26,12 +26,15 @@ typedef struct call {
     aurora_task *task;
     int many;
     int n, pending;
+    char ***fields;           /* per transfer: reply fields to move into secret handles */
+    int nfields;
     aurora_http_xfer *x[];
 } call;
 
 static const char *const known_opts[] = {
     "method", "url", "headers", "body", "form", "json", "bearer", "timeout", "connect_timeout",
-    "ca_file", "ca_pem", "client_cert", "client_key", "insecure", "max_body", "query", NULL,
+    "ca_file", "ca_pem", "client_cert", "client_key", "insecure", "max_body", "query",
+    "secret_fields", NULL,
 };
 
 static int is_unreserved(unsigned char ch)
@@ -283,7 +286,7 @@ static void build_opts(lua_State *L, int idx, aurora_http_opts *o, aurora_task *
     lua_getfield(L, idx, "json");
     if (!lua_isnil(L, -1)) {
         nbody++;
-        if (aurora_json_encode(L, -1, &o->body, err, sizeof(err)) != 0)
+        if (aurora_json_encode_opts(L, -1, AURORA_JSON_SECRETS, &o->body, err, sizeof(err)) != 0)
             luaL_error(L, "option 'json': %s", err);
         if (!has_ctype)
             add_header(L, o, "Content-Type", 12, (const unsigned char *)"application/json", 16);
@@ -293,6 +296,18 @@ static void build_opts(lua_State *L, int idx, aurora_http_opts *o, aurora_task *
         luaL_error(L, "give only one of 'body', 'form' and 'json'");
     if (nbody && (!o->method || strcmp(o->method, "GET") == 0 || strcmp(o->method, "HEAD") == 0))
         luaL_error(L, "a %s request cannot carry a body", o->method ? o->method : "GET");
+
+    lua_getfield(L, idx, "secret_fields");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_istable(L, -1))
+            luaL_error(L, "option 'secret_fields' must be a list of field names");
+        for (lua_Integer k = 1; k <= (lua_Integer)lua_rawlen(L, -1); k++) {
+            if (lua_rawgeti(L, -1, k) != LUA_TSTRING)
+                luaL_error(L, "option 'secret_fields' must be a list of field names");
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
 
     /* query = {k = v}: appended to the URL, form-encoded. The URL is returned to the caller,
      * which keeps it on its stack until the transfer has copied it. */
@@ -311,14 +326,44 @@ static void build_opts(lua_State *L, int idx, aurora_http_opts *o, aurora_task *
     lua_remove(L, -2);
 }
 
+/* Moves the named string fields of a JSON reply body into secret handles in a `secrets` table
+ * of the response at the top of the stack, overwriting them in the body with '*' so the body
+ * Lua sees holds no copy. */
+static void extract_secrets(lua_State *L, aurora_buf *body, char **fields)
+{
+    if (!fields || !body->data)
+        return;
+    lua_newtable(L);
+    for (char **f = fields; *f; f++) {
+        size_t st, en;
+        char *tmp;
+        long len;
+        if (aurora_json_find_string(body->data, body->len, *f, &st, &en) != 0)
+            continue;
+        tmp = malloc(en - st + 1);
+        if (!tmp)
+            continue;
+        len = aurora_json_unescape(body->data + st, en - st, tmp);
+        if (len >= 0) {
+            aurora_secret_push(L, tmp, (size_t)len);
+            lua_setfield(L, -2, *f);
+        }
+        aurora_wipe(tmp, en - st + 1);
+        free(tmp);
+        memset(body->data + st, '*', en - st);
+    }
+    lua_setfield(L, -2, "secrets");
+}
+
 /* Pushes the result of a finished transfer: a response table, or nil, message, code. */
-static int push_result(lua_State *L, aurora_http_result *r)
+static int push_result(lua_State *L, aurora_http_result *r, char **fields)
 {
     const char *p, *end;
 
     if (r->err)
         return aurora_vm_fail(L, r->err, "%s", r->errmsg);
     lua_createtable(L, 0, 4);
+    extract_secrets(L, &r->body, fields);
     lua_pushinteger(L, r->status);
     lua_setfield(L, -2, "status");
     lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
@@ -368,7 +413,39 @@ static void call_free(call *c)
 {
     for (int i = 0; i < c->n; i++)
         aurora_http_free(&c->x[i]);
+    for (int i = 0; c->fields && i < c->nfields; i++) {
+        for (char **f = c->fields[i]; f && *f; f++)
+            free(*f);
+        free(c->fields[i]);
+    }
+    free(c->fields);
     free(c);
+}
+
+/* Copies the secret_fields option (a list of strings) of the request at idx for transfer i. */
+static void copy_fields(lua_State *L, int idx, call *c, int i, int total)
+{
+    lua_Integer n;
+
+    lua_getfield(L, idx, "secret_fields");
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return; /* absent (build_opts checked the type) */
+    }
+    n = (lua_Integer)lua_rawlen(L, -1);
+    if (!c->fields) {
+        c->fields = calloc((size_t)total, sizeof(*c->fields));
+        c->nfields = c->fields ? total : 0;
+    }
+    if (c->fields)
+        c->fields[i] = calloc((size_t)n + 1, sizeof(char *));
+    for (lua_Integer k = 1; c->fields && c->fields[i] && k <= n; k++) {
+        lua_rawgeti(L, -1, k);
+        if (lua_type(L, -1) == LUA_TSTRING)
+            c->fields[i][k - 1] = strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
 }
 
 static void on_cancel(aurora_task *t, void *wait)
@@ -387,7 +464,7 @@ static void on_done(aurora_http_xfer *x, void *arg)
     if (--c->pending > 0)
         return;
     if (!c->many) {
-        nres = push_result(co, aurora_http_result_of(c->x[0]));
+        nres = push_result(co, aurora_http_result_of(c->x[0]), c->fields ? c->fields[0] : NULL);
     } else {
         lua_createtable(co, c->n, 0);
         for (int i = 0; i < c->n; i++) {
@@ -399,7 +476,7 @@ static void on_done(aurora_http_xfer *x, void *arg)
                 lua_pushstring(co, aurora_err_word(r->err));
                 lua_setfield(co, -2, "code");
             } else {
-                push_result(co, r);
+                push_result(co, r, c->fields ? c->fields[i] : NULL);
             }
             lua_rawseti(co, -2, i + 1);
         }
@@ -438,6 +515,7 @@ static void start_one(lua_State *L, int idx, call *c, int i)
         lua_error(L);
     }
     o.url = lua_tostring(L, -1);
+    copy_fields(L, idx, c, i, c->many ? (int)lua_rawlen(L, 1) : 1);
     c->x[i] = aurora_http_start(aurora_vm_worker(L), &o, on_done, c, &err);
     lua_pop(L, 1);
     if (!c->x[i]) {

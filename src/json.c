@@ -22,18 +22,14 @@
 #include "aurora/aurora.h"
 #include "aurora/buf.h"
 #include "aurora/json.h"
+#include "aurora/secret.h"
 
 /* Registry key of json.array_mt. json_lua.c uses the same name; whichever runs first creates it. */
 #define ARRAY_MT_KEY "aurora.json.array_mt"
 #define MAX_DEPTH 128
 
-/* Encoder flags, for aurora_json_encode_opts. The flags and the prototype are repeated in
- * json_lua.c because json.h is a fixed interface; they belong in json.h once it may change. */
-#define JSON_PRETTY 1
-#define JSON_SORT_KEYS 2
-
-int aurora_json_encode_opts(lua_State *L, int idx, int flags, aurora_buf *out, char *errmsg,
-                            size_t errlen);
+#define JSON_PRETTY AURORA_JSON_PRETTY
+#define JSON_SORT_KEYS AURORA_JSON_SORT_KEYS
 
 /* Pushes json.array_mt, creating it in the registry on first use. Stack: pushes 1. */
 static void push_array_mt(lua_State *L)
@@ -450,6 +446,13 @@ static int enc_value(enc *e, int idx, int depth)
         break;
     case LUA_TTABLE:
         return enc_table(e, idx, depth + 1);
+    case LUA_TUSERDATA:
+        if (e->flags & AURORA_JSON_SECRETS) {
+            const aurora_secret *sec = aurora_secret_test(L, idx);
+            if (sec)
+                return enc_string(e, (const char *)sec->data, sec->len);
+        }
+        break;
     default:
         break;
     }
@@ -935,4 +938,185 @@ int aurora_json_decode(lua_State *L, const char *s, size_t n, char *errmsg, size
     }
     lua_replace(L, top + 1);
     return 0;
+}
+
+/* ---- scanning raw JSON without building values (secret extraction) ----------------------- */
+
+static size_t scan_ws(const char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* i is at an opening quote; returns the index just past the closing quote, or 0. */
+static size_t scan_string(const char *s, size_t n, size_t i)
+{
+    for (i++; i < n; i++) {
+        if (s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            return i + 1;
+    }
+    return 0;
+}
+
+/* Skips one value starting at i (after whitespace); returns the index past it, or 0. */
+static size_t scan_value(const char *s, size_t n, size_t i, int depth)
+{
+    i = scan_ws(s, n, i);
+    if (i >= n || depth > MAX_DEPTH)
+        return 0;
+    if (s[i] == '"')
+        return scan_string(s, n, i);
+    if (s[i] == '{' || s[i] == '[') {
+        char close = s[i] == '{' ? '}' : ']';
+        i = scan_ws(s, n, i + 1);
+        if (i < n && s[i] == close)
+            return i + 1;
+        for (;;) {
+            if (close == '}') {
+                if (i >= n || s[i] != '"')
+                    return 0;
+                i = scan_string(s, n, i);
+                if (!i)
+                    return 0;
+                i = scan_ws(s, n, i);
+                if (i >= n || s[i] != ':')
+                    return 0;
+                i++;
+            }
+            i = scan_value(s, n, i, depth + 1);
+            if (!i)
+                return 0;
+            i = scan_ws(s, n, i);
+            if (i < n && s[i] == ',') {
+                i = scan_ws(s, n, i + 1);
+                continue;
+            }
+            return i < n && s[i] == close ? i + 1 : 0;
+        }
+    }
+    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
+           s[i] != '\r' && s[i] != '\t')
+        i++;
+    return i;
+}
+
+int aurora_json_find_string(const char *s, size_t n, const char *path, size_t *start,
+                            size_t *end)
+{
+    const char *dot = strchr(path, '.');
+    size_t plen = dot ? (size_t)(dot - path) : strlen(path);
+    size_t i = scan_ws(s, n, 0);
+
+    if (i >= n || s[i] != '{')
+        return AURORA_E_NOT_FOUND;
+    i = scan_ws(s, n, i + 1);
+    while (i < n && s[i] == '"') {
+        size_t ks = i + 1, ke = scan_string(s, n, i), vs;
+        if (!ke)
+            return AURORA_E_INVALID;
+        i = scan_ws(s, n, ke);
+        if (i >= n || s[i] != ':')
+            return AURORA_E_INVALID;
+        vs = scan_ws(s, n, i + 1);
+        if (ke - 1 - ks == plen && memcmp(s + ks, path, plen) == 0) {
+            if (dot)
+                return vs < n && s[vs] == '{'
+                           ? aurora_json_find_string(s + vs, n - vs, dot + 1, start, end) == 0
+                                 ? (*start += vs, *end += vs, 0)
+                                 : AURORA_E_NOT_FOUND
+                           : AURORA_E_NOT_FOUND;
+            if (vs >= n || s[vs] != '"')
+                return AURORA_E_NOT_FOUND;
+            i = scan_string(s, n, vs);
+            if (!i)
+                return AURORA_E_INVALID;
+            *start = vs + 1;
+            *end = i - 1;
+            return 0;
+        }
+        i = scan_value(s, n, vs, 0);
+        if (!i)
+            return AURORA_E_INVALID;
+        i = scan_ws(s, n, i);
+        if (i < n && s[i] == ',')
+            i = scan_ws(s, n, i + 1);
+        else
+            break;
+    }
+    return AURORA_E_NOT_FOUND;
+}
+
+static int scan_hex4(const char *s, unsigned *v)
+{
+    *v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = s[k];
+        *v <<= 4;
+        if (c >= '0' && c <= '9')
+            *v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            *v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            *v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    return 0;
+}
+
+long aurora_json_unescape(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned cp, lo;
+        if (s[i] != '\\') {
+            out[o++] = s[i];
+            continue;
+        }
+        if (++i >= n)
+            return -1;
+        switch (s[i]) {
+        case '"': case '\\': case '/': out[o++] = s[i]; continue;
+        case 'b': out[o++] = '\b'; continue;
+        case 'f': out[o++] = '\f'; continue;
+        case 'n': out[o++] = '\n'; continue;
+        case 'r': out[o++] = '\r'; continue;
+        case 't': out[o++] = '\t'; continue;
+        case 'u': break;
+        default: return -1;
+        }
+        if (i + 4 >= n || scan_hex4(s + i + 1, &cp) != 0)
+            return -1;
+        i += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (i + 6 >= n || s[i + 1] != '\\' || s[i + 2] != 'u' || scan_hex4(s + i + 3, &lo) != 0 ||
+                lo < 0xDC00 || lo > 0xDFFF)
+                return -1;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            i += 6;
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            return -1;
+        }
+        /* UTF-8 of cp is never longer than its \\u escape (6 or 12 bytes). */
+        if (cp < 0x80) {
+            out[o++] = (char)cp;
+        } else if (cp < 0x800) {
+            out[o++] = (char)(0xC0 | cp >> 6);
+            out[o++] = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            out[o++] = (char)(0xE0 | cp >> 12);
+            out[o++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            out[o++] = (char)(0x80 | (cp & 0x3F));
+        } else {
+            out[o++] = (char)(0xF0 | cp >> 18);
+            out[o++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+            out[o++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            out[o++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    return (long)o;
 }

@@ -22,13 +22,8 @@
 /* Output buffers bigger than this are released after the call instead of kept for reuse. */
 #define SCRATCH_KEEP (256 * 1024)
 
-/* Flags of the extended encoder in json.c. */
-#define JSON_PRETTY 1
-#define JSON_SORT_KEYS 2
-
-/* Defined in json.c: aurora_json_encode with JSON_PRETTY / JSON_SORT_KEYS flags. */
-int aurora_json_encode_opts(lua_State *L, int idx, int flags, aurora_buf *out, char *errmsg,
-                            size_t errlen);
+#define JSON_PRETTY AURORA_JSON_PRETTY
+#define JSON_SORT_KEYS AURORA_JSON_SORT_KEYS
 
 typedef struct scratch {
     aurora_buf b;

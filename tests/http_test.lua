@@ -114,3 +114,31 @@ T.test("query tables are appended to the URL and empty header values are sent", 
         "GET request cannot carry a body")
     T.raises(function() http.request { url = s.url .. "/x", max_body = -1 } end, "max_body")
 end)
+
+
+T.test("secret_fields move reply fields into secret handles and out of the body", function()
+    local s = T.server { app = UP }
+    local tok <close> = secret.new("s3cr3t-\"quoted\"")
+    local res = assert(http.request { method = "POST", url = s.url .. "/auth",
+        json = { nested = { value = tok }, plain = "x" },
+        secret_fields = { "form", "authorization", "missing" } })
+    T.ok(res.secrets.form, "a handle for the field")
+    T.eq(json.decode(res.secrets.form:reveal()),
+        { nested = { value = 's3cr3t-"quoted"' }, plain = "x" })
+    T.eq(res.secrets.missing, nil)
+    T.not_contains(res.body, "s3cr3t")
+    local body = json.decode(res.body)
+    T.match(body.form, "^%*+$")
+    T.eq(body.ctype, "application/json")
+    T.raises(function() http.request { url = s.url .. "/x", secret_fields = "form" } end,
+        "secret_fields")
+end)
+
+
+T.test("json bodies take secret handles only inside aurora.http", function()
+    local h <close> = secret.new("v")
+    T.eq(json.encode { a = 1 }, '{"a":1}')
+    local ok, _, code = json.encode { a = h }
+    T.eq(ok, nil)
+    T.eq(code, "invalid")
+end)
