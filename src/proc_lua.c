@@ -110,13 +110,30 @@ static int l_poll(lua_State *L)
     return 2;
 }
 
-/* proc.alive(pid) -> whether a process with that id exists (any process, not only children) */
+/* proc.alive(pid) -> whether a process with that id is running (any process, not only
+ * children). A zombie — ended, but not yet reaped by a parent that is not us — counts as gone. */
 static int l_alive(lua_State *L)
 {
     pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+    char path[64], buf[256];
+    const char *state;
+    FILE *f;
+    size_t n;
 
     luaL_argcheck(L, pid > 0, 1, "pid must be positive");
-    lua_pushboolean(L, kill(pid, 0) == 0 || errno == EPERM);
+    if (kill(pid, 0) != 0 && errno != EPERM) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    /* "pid (comm) S ...": the state follows the last ')' (comm may hold spaces or parens). */
+    state = strrchr(buf, ')');
+    lua_pushboolean(L, !(state && (state[2] == 'Z' || state[2] == 'X')));
     return 1;
 }
 
