@@ -106,6 +106,7 @@ static int cmd_serve(int argc, char **argv)
     o.tls_key_file = getenv("AURORA_TLS_KEY");
     o.tls_client_ca_file = getenv("AURORA_TLS_CLIENT_CA");
     o.listeners_file = getenv("AURORA_LISTENERS");
+    o.lib_dir = getenv("AURORA_LIB_DIR");
     for (int i = 0; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {

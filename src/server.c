@@ -1191,7 +1191,8 @@ out:
 /* SIGHUP: compile the app in a scratch VM first; only if that works do workers reload. */
 static void reload(srv *s)
 {
-    aurora_vm_opts vo = {.app_dir = s->o->app_dir, .mem_limit = s->o->vm_mem_limit};
+    aurora_vm_opts vo = {.app_dir = s->o->app_dir, .lib_dir = s->o->lib_dir,
+                          .mem_limit = s->o->vm_mem_limit};
     lua_State *L = aurora_vm_new(&vo);
     char err[512];
 
@@ -1245,7 +1246,8 @@ int aurora_server_run(const aurora_server_opts *o)
     sigset_t set;
     char err[512], nworkers[16];
     int rc = 1, started = 0, sig;
-    aurora_vm_opts vo = {.app_dir = o->app_dir, .mem_limit = o->vm_mem_limit};
+    aurora_vm_opts vo = {.app_dir = o->app_dir, .lib_dir = o->lib_dir,
+                          .mem_limit = o->vm_mem_limit};
     FILE *pf;
 
     memset(&s, 0, sizeof(s));

@@ -381,3 +381,29 @@ T.test("a tenant that could escape the URL path is refused before any request", 
     T.eq(code, "invalid")
     T.eq(err.code, "invalid")
 end)
+
+
+T.test("a token saved in the secret store is reused after a restart, with its subscription", function()
+    local sim = harness.start()
+    local secrets = require "aurora.secrets"
+    local dir = T.tmpdir()
+    secrets.configure { backend = "store", dir = dir .. "/secrets" }
+    local c = cred(sim)
+    local opts = { store = "users/u1/tokens/arm", meta = { subscription_id = sim.env.SIM_SUBSCRIPTION,
+        subscription_name = "Aurora Sim Production" } }
+    local tok = assert(identity.token(c, "arm", opts))
+    local value = tok:reveal()
+    T.eq(posts(sim), 1)
+    local rec = assert(secrets.get("users/u1/tokens/arm"))
+    T.eq(rec.subscription_id, sim.env.SIM_SUBSCRIPTION)
+    T.eq(rec.subscription_name, "Aurora Sim Production")
+    -- A restart: the process cache is empty, the store is not.
+    identity.forget(c, "arm")
+    local again = assert(identity.token(c, "arm", opts))
+    T.eq(again:reveal(), value, "the stored token")
+    T.eq(posts(sim), 1, "no second request to Entra ID")
+    -- The token is encrypted at rest: its text is in no file under the store.
+    local p = T.spawn { "grep", "-rl", "--", value:sub(-24), dir }
+    T.eq({ T.wait_process(p.pid, 10) }, { "exited", 1 }, "grep found the token in a file")
+    T.raises(function() identity.token(c, "arm", { store = 42 }) end, "bad argument #3")
+end)

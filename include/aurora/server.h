@@ -13,6 +13,7 @@
 
 typedef struct aurora_server_opts {
     const char *app_dir;
+    const char *lib_dir;         /* modules searched after app_dir (AURORA_LIB_DIR); may be NULL */
     const char *host;            /* numeric IPv4 or IPv6 address */
     int port;                    /* 0 = any free port (logged) */
     int workers;

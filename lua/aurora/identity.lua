@@ -36,6 +36,8 @@ M.HARD_FRACTION = 0.1
 M.REFRESH_BACKOFF = 5
 --- Timeout of a token request, seconds.
 M.TIMEOUT = 20
+-- A token saved in the secret store is reused only with at least this many seconds left.
+M.STORE_MIN_LEFT = 300
 
 local ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 local ASSERTION_LIFETIME = 600
@@ -318,16 +320,62 @@ local function authenticate(form, cred, url)
 end
 
 
--- The fetch function for token.get: client credentials for scope.
-local function fetcher(cred, url, scope)
+-- aurora.secrets is required on first use, not at load: it picks and opens a back end (the
+-- embedded store or Vault) that apps using only service-principal tokens never need.
+local function secrets()
+    return require "aurora.secrets"
+end
+
+
+-- A token saved by save_token for the same credential and scope, still good for at least
+-- STORE_MIN_LEFT seconds: handle, expires_at, meta; else nil.
+local function load_token(persist, fp, scope)
+    local rec = secrets().get(persist.store)
+    if type(rec) ~= "table" or rec.fingerprint ~= fp or rec.scope ~= scope or
+        type(rec.access_token) ~= "string" or type(rec.expires_at) ~= "number" or
+        rec.expires_at - time.now() < M.STORE_MIN_LEFT then
+        return nil
+    end
+    return secret.new(rec.access_token), rec.expires_at,
+        { issued_at = tostring(rec.issued_at or ""), stored = "1" }
+end
+
+
+-- Saves a fresh token with its subscription metadata, so another replica or a restart reuses it
+-- instead of asking Entra ID again. A failed save is logged (no secret) and otherwise ignored.
+local function save_token(persist, fp, scope, tok, expires_at, t0)
+    local meta = persist.meta or {}
+    local ok, msg, code = secrets().put(persist.store, {
+        access_token = tok:reveal(), expires_at = expires_at, issued_at = t0, scope = scope,
+        fingerprint = fp, subscription_id = meta.subscription_id,
+        subscription_name = meta.subscription_name,
+    })
+    if not ok then
+        log.warn("cannot save the token in the secret store", { path = persist.store,
+            error = msg, code = code })
+    end
+end
+
+
+-- The fetch function for token.get: client credentials for scope (or the token saved in the
+-- secret store at persist.store, when there is one and it is still good).
+local function fetcher(cred, url, scope, persist, fp)
     return function()
+        if persist and not persist.fresh then
+            local h, exp, meta = load_token(persist, fp, scope)
+            if h then return h, exp, meta end
+        end
         local form = { grant_type = "client_credentials", client_id = cred.client_id,
             scope = scope }
         local _ <close>, err = authenticate(form, cred, url)
         if err then return nil, err end
         local body, t0, ttl = post_token(url, form, cred.ca_file)
         if not body then return nil, t0, ttl end
-        return body.access_token, expiry(body, t0), { issued_at = string.format("%.3f", t0) }
+        local exp = expiry(body, t0)
+        if persist then
+            save_token(persist, fp, scope, body.access_token, exp, t0)
+        end
+        return body.access_token, exp, { issued_at = string.format("%.3f", t0) }
     end
 end
 
@@ -354,7 +402,7 @@ end
 -- Starts a background refresh of key unless one runs in this VM or one failed just now. The
 -- refresh is token.get with a margin of the refresh window: single flight across workers, and a
 -- hit once any worker has refreshed.
-local function schedule_refresh(key, cred, url, scope, window)
+local function schedule_refresh(key, cred, url, scope, window, persist, fp)
     local state = refreshing[key]
     if state == true or (state and state > time.now()) then return end
     refreshing[key] = true
@@ -365,7 +413,9 @@ local function schedule_refresh(key, cred, url, scope, window)
             refreshing[key] = nil
             return
         end
-        local ok, tok, err = pcall(token.get, key, fetcher(cred, url, scope), { margin = window })
+        local ok, tok, err = pcall(token.get, key, fetcher(cred, url, scope, persist and {
+            store = persist.store, meta = persist.meta, fresh = true } or nil, fp),
+            { margin = window })
         if ok and tok then
             tok:close()
             refreshing[key] = nil
@@ -388,9 +438,13 @@ end
 -- Returns handle, expires_at (Unix seconds), or nil, err, code with err = {status, code
 -- ("AADSTS7000215", or a word: "connect", "timeout", "unavailable", "bad_reply", "invalid"),
 -- error, description, trace_id, correlation_id, message}.
+-- opts (optional): store = a secret-store path ("users/<id>/tokens/arm"): a token fetched from
+-- Entra ID is saved there with meta = {subscription_id, subscription_name}, and a process
+-- without the token in its cache first looks there, so another replica or a restart reuses a
+-- valid token instead of asking Entra ID again.
 -- Raises for a malformed credential or scope name, and where a task cannot wait.
 -- Example: local tok <close>, exp = identity.token({tenant = t, client_id = id, secret = s}, "arm")
-function M.token(cred, scope_name)
+function M.token(cred, scope_name, opts)
     check_cred(cred, "token", 1, true)
     if type(scope_name) ~= "string" or scope_name == "" then
         error("bad argument #2 to 'token' (scope name expected, got " .. type(scope_name) .. ")",
@@ -415,6 +469,13 @@ function M.token(cred, scope_name)
         return nil, err, err.code
     end
     local key = table.concat({ "identity", url, cred.client_id, fp, scope }, "\n")
+    local persist = nil
+    if opts ~= nil then
+        if type(opts) ~= "table" or (opts.store ~= nil and type(opts.store) ~= "string") then
+            error("bad argument #3 to 'token' (table with a 'store' path expected)", 2)
+        end
+        persist = opts.store and { store = opts.store, meta = opts.meta } or nil
+    end
 
     local margin = 0
     local tok, exp, meta = token.peek(key)
@@ -423,14 +484,14 @@ function M.token(cred, scope_name)
         local left = exp - time.now()
         if left > hard_margin(life) then
             if left <= refresh_window(life) then
-                schedule_refresh(key, cred, url, scope, refresh_window(life))
+                schedule_refresh(key, cred, url, scope, refresh_window(life), persist, fp)
             end
             return tok, exp
         end
         tok:close()
         margin = hard_margin(life)
     end
-    local t, e = token.get(key, fetcher(cred, url, scope), { margin = margin })
+    local t, e = token.get(key, fetcher(cred, url, scope, persist, fp), { margin = margin })
     if not t then return nil, e, e.code end
     return t, e
 end
@@ -584,13 +645,6 @@ end
 
 
 -- ---- persistence (aurora.secrets) --------------------------------------------------------------
-
--- aurora.secrets is required on first use, not at load: it picks and opens a back end (the
--- embedded store or Vault) that apps using only service-principal tokens never need.
-local function secrets()
-    return require "aurora.secrets"
-end
-
 
 --- Saves the refresh token of a user sign-in (the table redeem_code or refresh returned) in the
 -- secret store at store_path ("users/<id>/oauth"), with its scope. Access tokens are not saved:

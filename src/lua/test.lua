@@ -238,6 +238,20 @@ function Server:request(method, path, opts)
 end
 
 
+--- The Aurora app's module directory tests and their servers search after their own:
+-- AURORA_APP, or ./lua when it holds app.lua (nil otherwise).
+function M.lib_dir()
+    local a = os.getenv("AURORA_APP")
+    if a and a ~= "" then return a end
+    local f = io.open("lua/app.lua", "r")
+    if f then
+        f:close()
+        return "lua"
+    end
+    return nil
+end
+
+
 --- Starts `aurora serve` on a free loopback port and waits until it answers /healthz.
 -- opts: app (directory, required), workers (default 2), env (table), args (extra flags),
 -- tls = {cert = file, key = file, ca = file (CA to trust as a client), client_ca = file},
@@ -259,7 +273,7 @@ function M.server(opts)
     end
     for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
     local env = { AURORA_DATA_DIR = dir, AURORA_ENV_FILE = dir .. "/none.env",
-        AURORA_LOG_LEVEL = "info" }
+        AURORA_LOG_LEVEL = "info", AURORA_LIB_DIR = M.lib_dir() }
     for k, v in pairs(opts.env or {}) do env[k] = v end
     local pid = assert(proc.spawn { argv = argv, env = env, stdout = log_file, stderr = log_file })
     local s = setmetatable({ pid = pid, port = port, url = scheme .. "://127.0.0.1:" .. port,
