@@ -5,6 +5,25 @@
 -- lua/maps/aliases.lua and the error mapping in lua/maps/errors.lua. Edit, then reload with
 -- `aurora reload` (or SIGHUP): the scripts are checked first, and a broken edit is refused while
 -- the running version keeps serving. GET /healthz and GET /readyz are built into the engine.
-local routes = {}
+local users = require "aurora.users"
+local azure = require "handlers.azure"
+
+local route = users.route
+local routes = {
+    ["POST /azure/login"] = route(azure.login),
+    ["GET /azure/fetch_data"] = route(azure.fetch_data),
+    ["GET /azure/clusters"] = route(azure.clusters),
+    ["GET /api/azure-subscriptions"] = route(azure.subscriptions_get),
+    ["POST /api/azure-subscriptions"] = route(azure.subscriptions_post),
+    ["DELETE /api/connected-accounts/azure"] = route(azure.disconnect),
+}
+
+-- CORS preflight for every route above.
+local paths = {}
+for key in pairs(routes) do paths[key:match("^%u+ (.+)$")] = true end
+for p in pairs(paths) do routes["OPTIONS " .. p] = users.preflight end
+
+-- The setup scripts need no user: they are what a user runs before connecting.
+for key, handler in pairs(require("handlers.setup").routes) do routes[key] = handler end
 
 return routes

@@ -1,0 +1,387 @@
+-- The Azure connector endpoints: login, fetch_data, clusters, the enabled-subscription set and
+-- disconnect. Storage per user (aurora.secrets): users/<id>/azure (credentials),
+-- users/<id>/azure-readonly, users/<id>/tokens/arm (saved token), users/<id>/subscriptions.
+local json = require "aurora.json"
+local secret = require "aurora.secret"
+local secrets = require "aurora.secrets"
+local shared = require "aurora.shared"
+local identity = require "aurora.identity"
+local arm = require "aurora.azure.arm"
+local users = require "aurora.users"
+local aliases = require "maps.aliases"
+
+local M = {}
+
+M.CLUSTER_TTL = 30
+local cache = shared.dict("azure_clusters", { max_items = 10000 })
+
+local fail = users.fail
+local GUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+local function path(uid, what) return "users/" .. uid .. "/" .. what end
+
+local function is_guid(v) return type(v) == "string" and v:match(GUID) ~= nil end
+
+-- Canonical names for the fields of t (aliases applied; a canonical name given too wins).
+local function canonical(t)
+    local out = {}
+    for k, v in pairs(t) do
+        local c = aliases[k]
+        if c and t[c] == nil then out[c] = v elseif not c then out[k] = v end
+    end
+    return out
+end
+
+local function is_object(v)
+    return type(v) == "table" and getmetatable(v) ~= json.array_mt and v[1] == nil
+end
+
+-- Checks one set of credentials; appends problems (naming each field) to errs.
+local function check_creds(c, prefix, errs, optional_tenant)
+    local function bad(f, why) errs[#errs + 1] = prefix .. f .. " " .. why end
+    if c.tenantId == nil then
+        if not optional_tenant then bad("tenantId", "is missing") end
+    elseif type(c.tenantId) ~= "string" then bad("tenantId", "must be a string")
+    elseif not is_guid(c.tenantId) then bad("tenantId", "must be a GUID") end
+    if c.clientId == nil then bad("clientId", "is missing")
+    elseif type(c.clientId) ~= "string" then bad("clientId", "must be a string")
+    elseif not is_guid(c.clientId) then bad("clientId", "must be a GUID") end
+    local has_cert = c.certificatePem ~= nil or c.privateKeyPem ~= nil
+    if c.clientSecret ~= nil then
+        if type(c.clientSecret) ~= "string" or c.clientSecret == "" then
+            bad("clientSecret", "must be a non-empty string")
+        end
+        if has_cert then bad("clientSecret", "cannot be given with certificatePem") end
+    elseif has_cert then
+        for _, f in ipairs { "certificatePem", "privateKeyPem" } do
+            if type(c[f]) ~= "string" or not c[f]:find("-----BEGIN", 1, true) then
+                bad(f, "must be PEM text")
+            end
+        end
+    else
+        bad("clientSecret", "is missing (or give certificatePem and privateKeyPem)")
+    end
+    if c.subscriptionId ~= nil then
+        if type(c.subscriptionId) ~= "string" then bad("subscriptionId", "must be a string")
+        elseif not is_guid(c.subscriptionId) then bad("subscriptionId", "must be a GUID") end
+    end
+    if c.subscriptionName ~= nil and type(c.subscriptionName) ~= "string" then
+        bad("subscriptionName", "must be a string")
+    end
+end
+
+-- An identity credential from stored or submitted fields; close(cred) wipes its handles.
+local function to_cred(c)
+    local cred = { tenant = c.tenantId, client_id = c.clientId }
+    if c.clientSecret then
+        cred.secret = secret.new(c.clientSecret)
+    else
+        cred.cert_pem = c.certificatePem
+        cred.key = secret.new(c.privateKeyPem)
+    end
+    return cred
+end
+
+local function close(cred)
+    if cred and cred.secret then cred.secret:close() end
+    if cred and cred.key then cred.key:close() end
+end
+
+local function token_failure(req, err)
+    if type(err) ~= "table" then err = { status = 0, code = tostring(err), message = tostring(err) } end
+    if err.code == "AADSTS700016" then return fail(req, "sp_not_found", err) end
+    if err.status == 400 or err.status == 401 or err.code == "invalid" then
+        return fail(req, "invalid_credentials", err)
+    end
+    return fail(req, "token_failed", err)
+end
+
+local function list_subscriptions(tok)
+    return arm.list(tok, "/subscriptions", { ["api-version"] = arm.API_VERSIONS.subscriptions })
+end
+
+-- The subscription to use: `want` when it is visible and Enabled, else the first Enabled one.
+local function pick(subs, want)
+    for _, s in ipairs(subs) do
+        if want == nil and s.state == "Enabled" then return s end
+        if want and type(s.subscriptionId) == "string" and
+                s.subscriptionId:lower() == want:lower() then
+            if s.state == "Enabled" then return s end
+            return nil, "subscription " .. want .. " is " .. tostring(s.state) .. ", not Enabled"
+        end
+    end
+    if want then return nil, "subscription " .. want .. " is not visible to these credentials" end
+    return nil, "no Enabled subscription is visible to these credentials"
+end
+
+local function generation(uid)
+    return cache:get("gen:" .. uid) or 0
+end
+
+local function bump(uid)
+    cache:incr("gen:" .. uid, 1, 0)
+end
+
+local function stored_fields(c)
+    return { tenantId = c.tenantId, clientId = c.clientId, clientSecret = c.clientSecret,
+        certificatePem = c.certificatePem, privateKeyPem = c.privateKeyPem,
+        subscriptionId = c.subscriptionId, subscriptionName = c.subscriptionName,
+        savedAt = os.time() }
+end
+
+function M.login(req, uid)
+    local ok, body = pcall(req.json, req)
+    if not ok then
+        return fail(req, "bad_request", { message = "the request body must be a JSON object" ..
+            (type(body) == "table" and body.error and (": " .. body.error) or "") })
+    end
+    if not is_object(body) then
+        return fail(req, "bad_request", { message = "the request body must be a JSON object" })
+    end
+    local c = canonical(body)
+    local errs = {}
+    check_creds(c, "", errs)
+    local ro
+    if c.readOnlyCredentials ~= nil and c.readOnlyCredentials ~= json.null then
+        if not is_object(c.readOnlyCredentials) then
+            errs[#errs + 1] = "readOnlyCredentials must be an object"
+        else
+            ro = canonical(c.readOnlyCredentials)
+            check_creds(ro, "readOnlyCredentials.", errs, true)
+        end
+    end
+    if #errs > 0 then
+        return fail(req, "bad_request", { message = table.concat(errs, "; "), fields = errs })
+    end
+
+    local cred = to_cred(c)
+    local tok, err = identity.token(cred, "arm")
+    close(cred)
+    if not tok then return token_failure(req, err) end
+    local subs, aerr = list_subscriptions(tok)
+    tok:close()
+    if not subs then return fail(req, "upstream", aerr) end
+    local sub, why = pick(subs, c.subscriptionId)
+    if not sub then return fail(req, "no_enabled_subscription", { message = why }) end
+
+    if ro then
+        ro.tenantId = ro.tenantId or c.tenantId
+        ro.subscriptionId = ro.subscriptionId or sub.subscriptionId
+        local rcred = to_cred(ro)
+        local rtok, rerr = identity.token(rcred, "arm")
+        close(rcred)
+        if not rtok then
+            if type(rerr) == "table" then
+                rerr.message = "readOnlyCredentials: " .. tostring(rerr.message or rerr.description)
+            end
+            return token_failure(req, rerr)
+        end
+        local rsubs, raerr = list_subscriptions(rtok)
+        rtok:close()
+        if not rsubs then return fail(req, "upstream", raerr) end
+        local rsub, rwhy = pick(rsubs, ro.subscriptionId)
+        if not rsub then
+            return fail(req, "no_enabled_subscription", { message = "readOnlyCredentials: " .. rwhy })
+        end
+        ro.subscriptionName = rsub.displayName
+    end
+
+    -- Everything checked: store, and undo this attempt's writes if one fails.
+    c.subscriptionId, c.subscriptionName = sub.subscriptionId, sub.displayName
+    local writes = {
+        { path(uid, "azure"), stored_fields(c) },
+        { path(uid, "subscriptions"), { enabled = setmetatable({ sub.subscriptionId }, json.array_mt) } },
+    }
+    if ro then writes[#writes + 1] = { path(uid, "azure-readonly"), stored_fields(ro) } end
+    for i, w in ipairs(writes) do
+        local v, msg, code = secrets.put(w[1], w[2])
+        if not v then
+            for j = 1, i do secrets.delete(writes[j][1]) end
+            return fail(req, "storage_failed", { status = 0, code = code, message = msg })
+        end
+    end
+    if not ro then secrets.delete(path(uid, "azure-readonly")) end
+    secrets.delete(path(uid, "tokens/arm"))
+    bump(uid)
+    return 200, { message = "Azure credentials validated and stored",
+        subscription_id = sub.subscriptionId, subscription_name = sub.displayName,
+        read_only = ro ~= nil }
+end
+
+-- The stored credentials: main, readonly (or nil), or nil + an error response.
+local function load(req, uid)
+    local mode = req.headers["x-aurora-mode"]
+    if mode ~= nil and mode ~= "ask" and mode ~= "do" then
+        return nil, nil, { fail(req, "bad_request",
+            { message = "X-Aurora-Mode must be 'ask' or 'do'" }) }
+    end
+    local main, msg, code = secrets.get(path(uid, "azure"))
+    if not main then
+        if msg then return nil, nil, { fail(req, "storage_failed", { code = code, message = msg }) } end
+        return nil, nil, { fail(req, "not_connected") }
+    end
+    local ro = secrets.get(path(uid, "azure-readonly"))
+    return main, ro
+end
+
+-- A token for reads: the read-only credentials when present, else the main ones.
+local function read_token(uid, main, ro)
+    local c = ro or main
+    local cred = to_cred(c)
+    local opts = not ro and { store = path(uid, "tokens/arm"), meta = {
+        subscription_id = main.subscriptionId, subscription_name = main.subscriptionName } } or nil
+    local tok, err = identity.token(cred, "arm", opts)
+    close(cred)
+    return tok, err, ro and "ro" or "rw"
+end
+
+local function enabled_set(uid, main)
+    local rec = secrets.get(path(uid, "subscriptions"))
+    local ids = {}
+    if rec and type(rec.enabled) == "table" then
+        for _, id in ipairs(rec.enabled) do ids[#ids + 1] = id end
+    end
+    if #ids == 0 then ids[1] = main.subscriptionId end
+    return ids
+end
+
+function M.fetch_data(req, uid)
+    local main, ro, e = load(req, uid)
+    if not main then return table.unpack(e) end
+    local tok, err = read_token(uid, main, ro)
+    if not tok then return token_failure(req, err) end
+    local sub, aerr = arm.get(tok, "/subscriptions/" .. main.subscriptionId,
+        { ["api-version"] = arm.API_VERSIONS.subscriptions })
+    tok:close()
+    if not sub then return fail(req, "upstream", aerr) end
+    return 200, { status = "success", subscription_id = sub.subscriptionId,
+        subscription_name = sub.displayName, state = sub.state,
+        tenant_id = sub.tenantId or main.tenantId,
+        credentials = { ["do"] = true, ask = ro ~= nil } }
+end
+
+local function cluster_row(c, sub)
+    local p = type(c.properties) == "table" and c.properties or {}
+    local id = type(c.id) == "string" and c.id or ""
+    local power = type(p.powerState) == "table" and p.powerState.code or nil
+    return { name = c.name, resourceGroup = id:match("/[Rr]esource[Gg]roups/([^/]+)/"),
+        subscriptionId = sub, location = c.location,
+        kubernetesVersion = p.currentKubernetesVersion or p.kubernetesVersion,
+        fqdn = p.fqdn or p.privateFQDN, provisioningState = p.provisioningState,
+        powerState = power, localAccountsDisabled = p.disableLocalAccounts == true }
+end
+
+function M.clusters(req, uid)
+    local main, ro, e = load(req, uid)
+    if not main then return table.unpack(e) end
+    local ids = enabled_set(uid, main)
+    local sorted = table.move(ids, 1, #ids, 1, {})
+    table.sort(sorted)
+    local key = "clusters:" .. uid .. ":" .. generation(uid) .. ":" .. (ro and "ro" or "rw") ..
+        ":" .. table.concat(sorted, ",")
+    local refresh = req.query.refresh
+    if not (refresh == "1" or refresh == "true") then
+        local hit = cache:get(key)
+        if hit then return 200, hit, { ["Content-Type"] = "application/json", ["X-Cache"] = "hit" } end
+    end
+    local tok, err = read_token(uid, main, ro)
+    if not tok then return token_failure(req, err) end
+    local out = json.array()
+    for _, sub in ipairs(sorted) do
+        local items, aerr = arm.list(tok, "/subscriptions/" .. sub ..
+            "/providers/Microsoft.ContainerService/managedClusters",
+            { ["api-version"] = arm.API_VERSIONS.managed_clusters })
+        if not items then
+            tok:close()
+            return fail(req, "clusters_failed", aerr)
+        end
+        for _, c in ipairs(items) do out[#out + 1] = cluster_row(c, sub) end
+    end
+    tok:close()
+    local text = json.encode(out)
+    cache:set(key, text, M.CLUSTER_TTL)
+    return 200, text, { ["Content-Type"] = "application/json", ["X-Cache"] = "miss" }
+end
+
+local function visible(req, uid)
+    local main, ro, e = load(req, uid)
+    if not main then return nil, e end
+    local tok, err = read_token(uid, main, ro)
+    if not tok then return nil, { token_failure(req, err) } end
+    local subs, aerr = list_subscriptions(tok)
+    tok:close()
+    if not subs then return nil, { fail(req, "upstream", aerr) } end
+    return subs, main
+end
+
+function M.subscriptions_get(req, uid)
+    local subs, main = visible(req, uid)
+    if not subs then return table.unpack(main) end
+    local on = {}
+    for _, id in ipairs(enabled_set(uid, main)) do on[id:lower()] = true end
+    local projects = json.array()
+    for _, s in ipairs(subs) do
+        projects[#projects + 1] = { projectId = s.subscriptionId, name = s.displayName,
+            enabled = on[s.subscriptionId:lower()] == true, state = s.state }
+    end
+    return 200, { projects = projects }
+end
+
+function M.subscriptions_post(req, uid)
+    local ok, body = pcall(req.json, req)
+    if not ok or type(body) ~= "table" then
+        return fail(req, "bad_request", { message = "the request body must be JSON" })
+    end
+    -- Accepted shapes: {"projects": [{"projectId", "enabled"}]}, {"enabled": [ids]},
+    -- {"subscriptionIds": [ids]}, or a bare array of ids.
+    local want = {}
+    local list = body.projects or body.enabled or body.subscriptionIds or body
+    if type(list) ~= "table" then
+        return fail(req, "bad_request", { message = "projects must be an array" })
+    end
+    for i, p in ipairs(list) do
+        if type(p) == "string" then want[#want + 1] = p
+        elseif type(p) == "table" and type(p.projectId) == "string" then
+            if p.enabled ~= false then want[#want + 1] = p.projectId end
+        else
+            return fail(req, "bad_request", { message = "projects[" .. i .. "] is not a subscription id" })
+        end
+    end
+    local subs, main = visible(req, uid)
+    if not subs then return table.unpack(main) end
+    local known = {}
+    for _, s in ipairs(subs) do known[s.subscriptionId:lower()] = s.subscriptionId end
+    local ids, seen = json.array(), {}
+    for _, id in ipairs(want) do
+        local k = known[id:lower()]
+        if not k then
+            return fail(req, "bad_request", { message = "unknown subscription id: " .. id })
+        end
+        if not seen[k] then seen[k] = true; ids[#ids + 1] = k end
+    end
+    local v, msg, code = secrets.put(path(uid, "subscriptions"), { enabled = ids })
+    if not v then return fail(req, "storage_failed", { code = code, message = msg }) end
+    bump(uid)
+    return 200, { message = "Subscriptions saved", enabled = ids }
+end
+
+function M.disconnect(req, uid)
+    for _, what in ipairs { "azure", "azure-readonly" } do
+        local c = secrets.get(path(uid, what))
+        if type(c) == "table" and c.tenantId and c.clientId then
+            local okc, cred = pcall(to_cred, c)
+            if okc then
+                pcall(identity.forget, cred, "arm")
+                close(cred)
+            end
+        end
+    end
+    for _, what in ipairs { "azure", "azure-readonly", "tokens/arm", "subscriptions" } do
+        local ok, msg, code = secrets.delete(path(uid, what))
+        if not ok then return fail(req, "storage_failed", { code = code, message = msg }) end
+    end
+    bump(uid)
+    return 200, { message = "Azure account disconnected" }
+end
+
+return M

@@ -1,0 +1,333 @@
+-- The troubleshooting map: what the connector answers when something fails.
+--
+-- Operators edit this file and reload (`aurora reload` or SIGHUP); lua/aurora/errors.lua applies
+-- it (docs/api.md, "Errors"). Three parts:
+--
+--   kinds      one entry per error kind a handler reports: `error` (the message; the seed's
+--              wording, which the front end shows), `status` (HTTP status), `solution` (steps
+--              shown to the user, most specific first), and optional `timeout_status` (status
+--              when the upstream timed out), `throttle` (pass an upstream 429 through, with its
+--              Retry-After), `unavailable_status` (status when the upstream was unreachable).
+--   aadsts     Entra ID error codes (identity errors' `code`, "AADSTS7000215"): `kind` (what
+--              errors.classify answers), `solution` (steps put before the kind's), optional
+--              `status` (overrides the kind's).
+--   arm        ARM error codes (`error.code` of an ARM error body) and the transport words of
+--              aurora.http / aurora.identity ("timeout", "dns", ...): `solution`, optional
+--              `status` (any kind) or `statuses` ({kind = status}), optional `kind` (for
+--              errors.classify).
+--
+-- Keep every solution a list of plain sentences; never put a secret or a URL with a token in
+-- here. Placeholders are written <LIKE_THIS> for the user to fill in.
+local CHECK_TENANT = "Check the tenant id: it is the Directory (tenant) ID shown in the Azure " ..
+    "portal under Microsoft Entra ID > Overview (or `az account show --query tenantId -o tsv`)."
+local CHECK_APP = "Check the client id: it is the Application (client) ID of the app " ..
+    "registration (`az ad sp list --display-name <NAME> --query [].appId -o tsv`)."
+local RESET_SECRET = "Create a new client secret with `az ad app credential reset --id <CLIENT_ID> " ..
+    "--append --years 1` and connect again with the `password` it prints."
+local ASSIGN_CONTRIBUTOR = "Give the service principal the Contributor role on the subscription: " ..
+    "`az role assignment create --assignee <CLIENT_ID> --role Contributor --scope " ..
+    "/subscriptions/<SUBSCRIPTION_ID>` (Reader is enough for Ask mode)."
+local CHECK_SUBSCRIPTION = "Check the subscription's state in the Azure portal (Subscriptions): " ..
+    "it must be Enabled, not Disabled, Warned or Past due."
+local CHECK_NETWORK = "Check that this server can reach login.microsoftonline.com and " ..
+    "management.azure.com on port 443: DNS, firewall rules and the HTTPS_PROXY / NO_PROXY settings."
+local RETRY_LATER = "Retry in a minute; if it keeps failing, check https://status.azure.com."
+local SETUP_SCRIPT = "Run the setup script (GET /azure/setup-script) to create a service principal " ..
+    "with the right role and print the credentials to connect with."
+
+return {
+    kinds = {
+        invalid_credentials = {
+            error = "Invalid Azure credentials",
+            status = 401,
+            solution = {
+                CHECK_TENANT,
+                CHECK_APP,
+                "Check the client secret: use the secret's Value, not its Secret ID, and make sure " ..
+                    "it has not expired (Entra ID > App registrations > Certificates & secrets).",
+                SETUP_SCRIPT,
+            },
+        },
+        no_enabled_subscription = {
+            error = "No enabled subscription found",
+            status = 403,
+            solution = {
+                CHECK_SUBSCRIPTION,
+                ASSIGN_CONTRIBUTOR,
+                "If you gave a subscription id, check that it belongs to the tenant you connect " ..
+                    "with (`az account list --query \"[].{id:id, state:state}\" -o table`).",
+                "Role assignments can take a few minutes to apply; retry after that.",
+            },
+        },
+        clusters_failed = {
+            error = "Failed to fetch AKS clusters",
+            status = 502,
+            timeout_status = 504,
+            throttle = true,
+            solution = {
+                ASSIGN_CONTRIBUTOR,
+                "Check that the Microsoft.ContainerService resource provider is registered: " ..
+                    "`az provider show -n Microsoft.ContainerService --query registrationState`.",
+                RETRY_LATER,
+            },
+        },
+        admin_credentials_failed = {
+            error = "Admin credentials failed",
+            status = 502,
+            timeout_status = 504,
+            throttle = true,
+            solution = {
+                "The principal needs the Microsoft.ContainerService/managedClusters/" ..
+                    "listClusterAdminCredential/action permission (Contributor or Azure " ..
+                    "Kubernetes Service Cluster Admin Role) on the cluster.",
+                "If the cluster has local accounts disabled, admin credentials do not exist: " ..
+                    "use Entra ID (Azure RBAC) access instead.",
+                RETRY_LATER,
+            },
+        },
+        token_failed = {
+            error = "Failed to get Azure token",
+            status = 502,
+            timeout_status = 504,
+            solution = {
+                CHECK_NETWORK,
+                "If you use a proxy that inspects TLS, add its CA certificate with AURORA_CA_BUNDLE.",
+                RETRY_LATER,
+            },
+        },
+        sp_not_found = {
+            error = "Service principal not found",
+            status = 404,
+            solution = {
+                "The app registration has no service principal in this tenant: create one with " ..
+                    "`az ad sp create --id <CLIENT_ID>`.",
+                CHECK_APP,
+                CHECK_TENANT,
+            },
+        },
+        not_connected = {
+            error = "Azure account not connected",
+            status = 401,
+            solution = {
+                "Connect an Azure account first: POST /azure/login with tenantId, clientId, " ..
+                    "clientSecret (and optionally subscriptionId).",
+                SETUP_SCRIPT,
+            },
+        },
+        forbidden_mode = {
+            error = "Do-mode credentials required",
+            status = 403,
+            solution = {
+                "This action changes resources and needs Do mode (`X-Aurora-Mode: do`) with " ..
+                    "Contributor credentials.",
+                "Connect Contributor credentials with POST /azure/login (the read-only " ..
+                    "credentials only serve Ask mode).",
+            },
+        },
+        bad_request = {
+            error = "Invalid request",
+            status = 400,
+            solution = {
+                "Fix the field named in the error and send the request again (docs/api.md lists " ..
+                    "every field and its aliases).",
+            },
+        },
+        storage_failed = {
+            error = "Failed to store Azure credentials",
+            status = 500,
+            unavailable_status = 503,
+            solution = {
+                "Check the secret store: AURORA_DATA_DIR must be writable by the service, or, " ..
+                    "with Vault, VAULT_ADDR must be reachable, unsealed, and the token allowed " ..
+                    "to write the KV v2 mount.",
+                RETRY_LATER,
+            },
+        },
+        upstream = {
+            error = "Azure request failed",
+            status = 502,
+            timeout_status = 504,
+            throttle = true,
+            solution = {
+                RETRY_LATER,
+                CHECK_NETWORK,
+            },
+        },
+    },
+
+    aadsts = {
+        AADSTS7000215 = {
+            kind = "invalid_credentials",
+            solution = {
+                "The client secret is wrong: use the secret's Value (shown once, when it was " ..
+                    "created), not its Secret ID.",
+                RESET_SECRET,
+            },
+        },
+        AADSTS7000222 = {
+            kind = "invalid_credentials",
+            solution = {
+                "The client secret has expired.",
+                RESET_SECRET,
+            },
+        },
+        AADSTS700016 = {
+            -- No app with this id in the tenant: "Service principal not found" (404). Reported as
+            -- invalid_credentials it still gets these steps.
+            kind = "sp_not_found",
+            solution = {
+                "No application with this client id exists in the tenant: check the client id " ..
+                    "and that the app was registered in this tenant, not another one.",
+                CHECK_APP,
+            },
+        },
+        AADSTS90002 = {
+            kind = "invalid_credentials",
+            solution = {
+                "The tenant was not found: check the tenant id, and the cloud (AZURE_CLOUD) it " ..
+                    "belongs to.",
+                CHECK_TENANT,
+            },
+        },
+        AADSTS900023 = {
+            kind = "invalid_credentials",
+            solution = {
+                "The tenant id is not valid: it must be a GUID or a domain such as " ..
+                    "contoso.onmicrosoft.com.",
+                CHECK_TENANT,
+            },
+        },
+        AADSTS7000229 = {
+            kind = "invalid_credentials",
+            solution = {
+                "The application has no service principal in this tenant: create one with " ..
+                    "`az ad sp create --id <CLIENT_ID>`.",
+            },
+        },
+        AADSTS700027 = {
+            kind = "invalid_credentials",
+            solution = {
+                "The certificate's signature was not accepted: upload the certificate to the " ..
+                    "app registration (`az ad app credential reset --id <CLIENT_ID> --cert " ..
+                    "@cert.pem --append`) and check that the key matches it.",
+            },
+        },
+        AADSTS70011 = {
+            kind = "token_failed",
+            status = 502,
+            solution = {
+                "Entra ID refused the token scope: check AZURE_CLOUD matches the tenant's cloud.",
+            },
+        },
+        AADSTS1002012 = {
+            kind = "token_failed",
+            status = 502,
+            solution = {
+                "Entra ID refused the token scope: check AZURE_CLOUD matches the tenant's cloud.",
+            },
+        },
+        AADSTS500011 = {
+            kind = "sp_not_found",
+            solution = {
+                "The resource's service principal (Azure Resource Manager) is missing from the " ..
+                    "tenant; check AZURE_CLOUD and that the tenant has an Azure subscription.",
+            },
+        },
+    },
+
+    arm = {
+        AuthorizationFailed = {
+            status = 403,
+            solution = {
+                "The service principal lacks a role for this call: " .. ASSIGN_CONTRIBUTOR,
+                "Role assignments can take a few minutes to apply; retry after that.",
+            },
+        },
+        LinkedAuthorizationFailed = {
+            status = 403,
+            solution = { ASSIGN_CONTRIBUTOR },
+        },
+        RBACAccessDenied = {
+            status = 403,
+            solution = { ASSIGN_CONTRIBUTOR },
+        },
+        BadRequest = {
+            -- listClusterAdminCredential on a cluster with local accounts disabled (wire-formats §0.5).
+            statuses = { admin_credentials_failed = 403 },
+            solution = {
+                "Azure refused the request as malformed or not allowed for this resource; " ..
+                    "for admin credentials, check whether the cluster disables local accounts.",
+            },
+        },
+        SubscriptionNotFound = {
+            kind = "no_enabled_subscription",
+            status = 404,
+            solution = {
+                "The subscription does not exist or the principal cannot see it: check the " ..
+                    "subscription id and the principal's role assignments.",
+            },
+        },
+        ResourceNotFound = {
+            status = 404,
+            solution = { "The resource was not found: it may have been deleted or moved." },
+        },
+        ResourceGroupNotFound = {
+            status = 404,
+            solution = { "The resource group was not found: check its name." },
+        },
+        MissingSubscriptionRegistration = {
+            solution = {
+                "Register the resource provider: `az provider register --namespace <NAMESPACE>`.",
+            },
+        },
+        NoRegisteredProviderFound = {
+            solution = {
+                "The API version or location is not supported by the resource provider.",
+            },
+        },
+        InvalidAuthenticationToken = {
+            solution = {
+                "Azure Resource Manager refused the token: check AZURE_CLOUD and " ..
+                    "AZURE_RESOURCE_MANAGER_ENDPOINT point at the same cloud.",
+            },
+        },
+        ExpiredAuthenticationToken = {
+            solution = { "The token expired on the way; retry the request." },
+        },
+        SubscriptionRequestsThrottled = {
+            solution = { "Azure throttled the subscription's requests; wait for Retry-After seconds." },
+        },
+        -- Transport words (aurora.http, aurora.identity).
+        timeout = { kind = "token_failed", solution = { "The upstream did not answer in time." } },
+        connect = {
+            kind = "token_failed",
+            solution = { "The connection to the upstream failed (refused or reset)." },
+        },
+        dns = {
+            kind = "token_failed",
+            solution = { "The upstream host name did not resolve: check DNS on this server." },
+        },
+        tls = {
+            kind = "token_failed",
+            solution = {
+                "The TLS handshake failed: check the server's clock, the system CA certificates " ..
+                    "and AURORA_CA_BUNDLE.",
+            },
+        },
+        unavailable = {
+            kind = "token_failed",
+            solution = { "The upstream is throttling or unavailable (429/5xx)." },
+        },
+        bad_reply = {
+            kind = "token_failed",
+            solution = { "The upstream answered with something that is not a valid reply." },
+        },
+        invalid = {
+            kind = "invalid_credentials",
+            solution = {
+                "The tenant id or client id holds characters that do not belong in one, or the " ..
+                    "certificate or key does not load.",
+            },
+        },
+    },
+}
