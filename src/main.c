@@ -107,6 +107,7 @@ static int cmd_serve(int argc, char **argv)
     o.tls_client_ca_file = getenv("AURORA_TLS_CLIENT_CA");
     o.listeners_file = getenv("AURORA_LISTENERS");
     o.lib_dir = getenv("AURORA_LIB_DIR");
+    o.allow_remote = getenv("AURORA_API_TOKEN") && *getenv("AURORA_API_TOKEN");
     for (int i = 0; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {

@@ -1256,6 +1256,16 @@ int aurora_server_run(const aurora_server_opts *o)
     raise_nofile();
     if (setup_listeners(&s) != 0)
         goto out;
+    for (int i = 0; i < s.nls && !o->allow_remote; i++) {
+        /* Without AURORA_API_TOKEN nobody is authenticated: loopback only. */
+        const char *h = s.ls[i].host;
+        if (strncmp(h, "127.", 4) != 0 && strcmp(h, "::1") != 0) {
+            aurora_log(AURORA_LOG_ERROR, "refusing to listen beyond loopback without "
+                       "AURORA_API_TOKEN; set it (callers then send Authorization: Bearer) or "
+                       "listen on 127.0.0.1", "listener", s.ls[i].name, "host", h, NULL);
+            goto out;
+        }
+    }
     for (int i = 0; i < s.nls; i++)
         if (open_listener(&s.ls[i]) != 0)
             goto out;

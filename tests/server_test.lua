@@ -221,6 +221,15 @@ T.test("a handler that exceeds the VM memory cap fails alone; the server keeps s
 end)
 
 
+T.test("without AURORA_API_TOKEN the server refuses to listen beyond loopback", function()
+    local proc = require "aurora.proc"
+    local p = T.spawn({ proc.self_exe(), "serve", "--app", APP, "--listen", "0.0.0.0:0" },
+        { AURORA_ENV_FILE = "/nonexistent", AURORA_API_TOKEN = "", AURORA_DATA_DIR = T.tmpdir() })
+    T.eq({ T.wait_process(p.pid, 10) }, { "exited", 1 })
+    T.contains(T.read_file(p.log_file), "refusing to listen beyond loopback without AURORA_API_TOKEN")
+end)
+
+
 T.test("a bad configuration value stops the server with a clear message", function()
     local p = T.spawn({ require("aurora.proc").self_exe(), "serve", "--app", APP, "--listen",
         "127.0.0.1:1" }, { AURORA_WORKERS = "many", AURORA_ENV_FILE = "/nonexistent" })
