@@ -378,6 +378,23 @@ local function check_version(version)
 end
 
 
+-- The decoded body of a 200 answer to a reading call; plain nil for a 404 (nothing there);
+-- nil, msg, code on any other answer or failure. Shared by read, list and metadata.
+local function get_body(self, opts)
+    local res, msg, code = call(self, opts)
+    if not res then
+        return nil, msg, code
+    end
+    if res.status == 404 then
+        return nil
+    end
+    if res.status ~= 200 then
+        return failure(res)
+    end
+    return decode(res)
+end
+
+
 --- Reads the latest version of a secret, or `version`.
 -- Returns data, metadata; nil when there is no such secret or version or it was deleted;
 -- nil, msg, code ("invalid", "denied", "unavailable", "bad_reply") on failure.
@@ -390,21 +407,11 @@ function Client:read(path, version)
     if not p then
         return nil, msg, code
     end
-    local res
-    res, msg, code = call(self, { method = "GET", path = self.data_url .. p,
-        query = version and { version = version } or nil })
-    if not res then
-        return nil, msg, code
-    end
-    if res.status == 404 then
-        return nil
-    end
-    if res.status ~= 200 then
-        return failure(res)
-    end
     local body
-    body, msg, code = decode(res)
+    body, msg, code = get_body(self, { method = "GET", path = self.data_url .. p,
+        query = version and { version = version } or nil })
     if not body then
+        if msg == nil then return nil end -- nothing there: one plain nil
         return nil, msg, code
     end
     local d = body.data
@@ -533,20 +540,10 @@ function Client:list(path)
     if not p then
         return nil, msg, code
     end
-    local res
-    res, msg, code = call(self, { method = "LIST", path = self.metadata_url .. p })
-    if not res then
-        return nil, msg, code
-    end
-    if res.status == 404 then
-        return nil
-    end
-    if res.status ~= 200 then
-        return failure(res)
-    end
     local body
-    body, msg, code = decode(res)
+    body, msg, code = get_body(self, { method = "LIST", path = self.metadata_url .. p })
     if not body then
+        if msg == nil then return nil end -- nothing there: one plain nil
         return nil, msg, code
     end
     local keys = type(body.data) == "table" and body.data.keys
@@ -565,20 +562,10 @@ function Client:metadata(path)
     if not p then
         return nil, msg, code
     end
-    local res
-    res, msg, code = call(self, { method = "GET", path = self.metadata_url .. p })
-    if not res then
-        return nil, msg, code
-    end
-    if res.status == 404 then
-        return nil
-    end
-    if res.status ~= 200 then
-        return failure(res)
-    end
     local body
-    body, msg, code = decode(res)
+    body, msg, code = get_body(self, { method = "GET", path = self.metadata_url .. p })
     if not body then
+        if msg == nil then return nil end -- nothing there: one plain nil
         return nil, msg, code
     end
     if type(body.data) ~= "table" then
