@@ -188,6 +188,22 @@ local function check_cas(opts)
 end
 
 
+-- Checks path (the same rules for both back ends), then calls the back end's op on it: the
+-- common part of put, get and delete.
+local function on_path(op, path, ...)
+    local ok, msg, code = store.check_path(path)
+    if not ok then
+        return nil, msg, code
+    end
+    local b, ops
+    b, ops, code = current()
+    if not b then
+        return nil, ops, code
+    end
+    return ops[op](b, path, ...)
+end
+
+
 -- ---- the interface -------------------------------------------------------------------------
 
 --- Writes the secret at path (all of its fields). opts.cas = N writes only when the current
@@ -201,17 +217,7 @@ function M.put(path, value, opts)
     if type(value) ~= "table" then
         error("bad argument #2 to 'put' (table expected, got " .. type(value) .. ")", 2)
     end
-    local cas = check_cas(opts)
-    local ok, msg, code = store.check_path(path)
-    if not ok then
-        return nil, msg, code
-    end
-    local b, ops
-    b, ops, code = current()
-    if not b then
-        return nil, ops, code
-    end
-    return ops.put(b, path, value, cas)
+    return on_path("put", path, value, check_cas(opts))
 end
 
 
@@ -223,16 +229,7 @@ end
 -- Example: local creds, meta = secrets.get("users/" .. uid .. "/azure")
 function M.get(path)
     check_string(path, 1, "get")
-    local ok, msg, code = store.check_path(path)
-    if not ok then
-        return nil, msg, code
-    end
-    local b, ops
-    b, ops, code = current()
-    if not b then
-        return nil, ops, code
-    end
-    return ops.get(b, path)
+    return on_path("get", path)
 end
 
 
@@ -241,16 +238,7 @@ end
 -- Example: assert(secrets.delete("users/" .. uid .. "/azure"))
 function M.delete(path)
     check_string(path, 1, "delete")
-    local ok, msg, code = store.check_path(path)
-    if not ok then
-        return nil, msg, code
-    end
-    local b, ops
-    b, ops, code = current()
-    if not b then
-        return nil, ops, code
-    end
-    return ops.delete(b, path)
+    return on_path("delete", path)
 end
 
 
