@@ -8,8 +8,8 @@ local SUB_WARNED = "2d3e4f50-6172-4839-a4b5-c6d7e8f90a1b"
 local READER_ID, READER_SECRET = "9e0f1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2c", "sim-secret-reader-0002"
 local NOACCESS_ID, NOACCESS_SECRET = "7a8b9cad-becf-4d01-8c3d-4e5f6a7b8c94", "sim-secret-noaccess-0004"
 
-local function start(extra_env)
-    local sim = harness.start()
+local function start(extra_env, scenario)
+    local sim = harness.start { scenario = scenario }
     local env = { AZURE_AUTHORITY_HOST = sim.env.SIM_LOGIN_URL,
         AZURE_RESOURCE_MANAGER_ENDPOINT = sim.env.SIM_ARM_URL,
         AZURE_GRAPH_ENDPOINT = sim.env.SIM_GRAPH_URL, AURORA_CA_BUNDLE = sim.env.SIM_CA_FILE }
@@ -224,5 +224,31 @@ T.test("API token and CORS", function()
     res = call("OPTIONS", "/azure/login", { user = false, headers = { Origin = "https://evil.example" } })
     T.eq(res.status, 403)
     T.eq(res.headers["access-control-allow-origin"], nil)
+    stop()
+end)
+
+
+T.test("fetch_data reports the client secret's expiry from Graph and warns within 30 days", function()
+    local sim, call, stop = start()
+    T.eq(call("POST", "/azure/login", { json = good(sim) }).status, 200)
+    local res = call("GET", "/azure/fetch_data")
+    T.eq(res.status, 200, res.body)
+    T.match(res.json.credentials.secret_expires_at, "^%d%d%d%d%-%d%d%-%d%dT")
+    T.ok(res.json.credentials.secret_days_left >= 363, "a year ahead in the default scenario")
+    T.eq(res.json.warning, nil)
+    stop()
+    local dir = T.tmpdir()
+    T.write_file(dir .. "/scenario.lua", [[
+local s = dofile("tests/sim/scenarios/default.lua")
+s.applications[1].secrets[1].expires = os.time() + 10 * 86400 + 3600
+return s
+]])
+    sim, call, stop = start(nil, dir .. "/scenario.lua")
+    T.eq(call("POST", "/azure/login", { json = good(sim) }).status, 200)
+    res = call("GET", "/azure/fetch_data")
+    T.eq(res.status, 200, res.body)
+    T.eq(res.json.credentials.secret_days_left, 10)
+    T.match(res.json.warning, "expires in 10 days")
+    T.not_contains(res.body, sim.env.SIM_CLIENT_SECRET)
     stop()
 end)

@@ -7,10 +7,15 @@ local secrets = require "aurora.secrets"
 local shared = require "aurora.shared"
 local identity = require "aurora.identity"
 local arm = require "aurora.azure.arm"
+local cloud = require "aurora.cloud"
+local http = require "aurora.http"
 local users = require "aurora.users"
 local aliases = require "maps.aliases"
 
 local M = {}
+
+-- fetch_data warns when the client secret expires within this many days.
+M.SECRET_WARNING_DAYS = 30
 
 M.CLUSTER_TTL = 30
 local cache = shared.dict("azure_clusters", { max_items = 10000 })
@@ -245,6 +250,50 @@ local function enabled_set(uid, main)
     return ids
 end
 
+-- Unix seconds of an ISO 8601 UTC time ("2027-01-31T12:00:00Z", fractions ignored), or nil.
+local function utc_seconds(iso)
+    local y, mo, d, h, mi, se = tostring(iso):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)")
+    if not y then return nil end
+    y, mo = tonumber(y), tonumber(mo)
+    -- Days from civil (proleptic Gregorian), independent of the local time zone.
+    local a = mo <= 2 and 1 or 0
+    local yy, mm = y - a, mo + (a == 1 and 9 or -3)
+    local era = yy // 400
+    local yoe = yy - era * 400
+    local doy = (153 * mm + 2) // 5 + tonumber(d) - 1
+    local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    local days = era * 146097 + doe - 719468
+    return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(se)
+end
+
+
+-- The soonest expiry of the main app's client secrets, read from Microsoft Graph:
+-- {expires_at = ISO, days_left = n} or nil when Graph does not let us read it (the app may
+-- lack Application.Read.All) or the app has no client secret (a certificate credential).
+local function secret_expiry(main)
+    if not main.clientSecret then return nil end
+    local cred = to_cred(main)
+    local tok = identity.token(cred, "graph")
+    close(cred)
+    if not tok then return nil end
+    local c = cloud.current()
+    local body = c and arm.get(tok, c.graph .. "/v1.0/applications?$filter=" ..
+        http.escape("appId eq '" .. main.clientId .. "'") .. "&$select=passwordCredentials")
+    tok:close()
+    local app = type(body) == "table" and type(body.value) == "table" and body.value[1]
+    local soonest
+    for _, p in ipairs(type(app) == "table" and type(app.passwordCredentials) == "table" and
+        app.passwordCredentials or {}) do
+        local t = utc_seconds(p.endDateTime)
+        if t and (not soonest or t < soonest.t) then
+            soonest = { t = t, iso = p.endDateTime }
+        end
+    end
+    if not soonest then return nil end
+    return { expires_at = soonest.iso, days_left = math.floor((soonest.t - os.time()) / 86400) }
+end
+
+
 function M.fetch_data(req, uid)
     local main, ro, e = load(req, uid)
     if not main then return table.unpack(e) end
@@ -254,10 +303,21 @@ function M.fetch_data(req, uid)
         { ["api-version"] = arm.API_VERSIONS.subscriptions })
     tok:close()
     if not sub then return fail(req, "upstream", aerr) end
-    return 200, { status = "success", subscription_id = sub.subscriptionId,
+    local out = { status = "success", subscription_id = sub.subscriptionId,
         subscription_name = sub.displayName, state = sub.state,
         tenant_id = sub.tenantId or main.tenantId,
         credentials = { ["do"] = true, ask = ro ~= nil } }
+    local exp = secret_expiry(main)
+    if exp then
+        out.credentials.secret_expires_at = exp.expires_at
+        out.credentials.secret_days_left = exp.days_left
+        if exp.days_left < M.SECRET_WARNING_DAYS then
+            out.warning = string.format("The client secret expires in %d days (%s); create a " ..
+                "new one with `az ad app credential reset --id %s` and log in again.",
+                math.max(exp.days_left, 0), exp.expires_at, main.clientId)
+        end
+    end
+    return 200, out
 end
 
 local function cluster_row(c, sub)
