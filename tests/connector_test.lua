@@ -199,6 +199,12 @@ T.test("the enabled subscription set, then disconnect", function()
     res = call("GET", "/api/azure-subscriptions")
     for _, p in ipairs(res.json.projects) do by[p.projectId] = p end
     T.eq(by[SUB_WARNED].enabled, true)
+    -- A new login keeps the user's choice where the principal still sees it.
+    T.eq(call("POST", "/azure/login", { json = good(sim) }).status, 200)
+    res = call("GET", "/api/azure-subscriptions")
+    for _, p in ipairs(res.json.projects) do by[p.projectId] = p end
+    T.eq(by[SUB_WARNED].enabled, true, "kept across re-login")
+    T.eq(by[sim.env.SIM_SUBSCRIPTION].enabled, true)
     res = call("DELETE", "/api/connected-accounts/azure")
     T.eq(res.status, 200, res.body)
     T.eq(call("GET", "/azure/fetch_data").status, 401)

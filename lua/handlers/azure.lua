@@ -191,17 +191,39 @@ function M.login(req, uid)
         ro.subscriptionName = rsub.displayName
     end
 
-    -- Everything checked: store, and undo this attempt's writes if one fails.
+    -- Everything checked: store. A user's earlier choice of enabled subscriptions survives a
+    -- new login where this principal still sees them; the chosen one is always enabled.
     c.subscriptionId, c.subscriptionName = sub.subscriptionId, sub.displayName
+    local enabled = setmetatable({ sub.subscriptionId }, json.array_mt)
+    local prev = secrets.get(path(uid, "subscriptions"))
+    if type(prev) == "table" and type(prev.enabled) == "table" then
+        local seen = { [sub.subscriptionId:lower()] = true }
+        for _, s in ipairs(subs) do
+            if type(s.subscriptionId) == "string" then seen[s.subscriptionId:lower()] = false end
+        end
+        seen[sub.subscriptionId:lower()] = true
+        for _, id in ipairs(prev.enabled) do
+            if type(id) == "string" and seen[id:lower()] == false then
+                enabled[#enabled + 1] = id
+                seen[id:lower()] = true
+            end
+        end
+    end
     local writes = {
         { path(uid, "azure"), stored_fields(c) },
-        { path(uid, "subscriptions"), { enabled = setmetatable({ sub.subscriptionId }, json.array_mt) } },
+        { path(uid, "subscriptions"), { enabled = enabled } },
     }
     if ro then writes[#writes + 1] = { path(uid, "azure-readonly"), stored_fields(ro) } end
+    -- If a write fails, put back what was there: a failed re-login keeps the old connection.
+    local before = {}
+    for i, w in ipairs(writes) do before[i] = secrets.get(w[1]) or false end
     for i, w in ipairs(writes) do
         local v, msg, code = secrets.put(w[1], w[2])
         if not v then
-            for j = 1, i do secrets.delete(writes[j][1]) end
+            for j = 1, i do
+                if before[j] then secrets.put(writes[j][1], before[j])
+                else secrets.delete(writes[j][1]) end
+            end
             return fail(req, "storage_failed", { status = 0, code = code, message = msg })
         end
     end
