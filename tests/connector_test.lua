@@ -258,3 +258,31 @@ return s
     T.not_contains(res.body, sim.env.SIM_CLIENT_SECRET)
     stop()
 end)
+
+
+T.test("login with a certificate credential instead of a secret", function()
+    local crypto = require "aurora.crypto"
+    local sim, call, stop = start()
+    local key = crypto.generate_key("rsa", 2048)
+    local cert = crypto.issue_cert { key = key, subject = { CN = "aurora-sp-cert" }, days = 30 }
+    local reg = assert(sim:request("login", "POST", "/_sim/entra/certificates",
+        { json = { appId = sim.env.SIM_CLIENT_ID, pem = cert:pem() } }))
+    T.ok(reg.status < 300, reg.body)
+    local pem <close> = key:private_pem()
+    local res = call("POST", "/azure/login", { json = { tenantId = sim.env.SIM_TENANT,
+        clientId = sim.env.SIM_CLIENT_ID, certificatePem = cert:pem(),
+        privateKeyPem = pem:reveal() } })
+    T.eq(res.status, 200, res.body)
+    T.eq(res.json.subscription_id, sim.env.SIM_SUBSCRIPTION)
+    T.not_contains(res.body, "PRIVATE KEY")
+    res = call("GET", "/azure/fetch_data")
+    T.eq(res.status, 200, res.body)
+    T.eq(res.json.credentials.secret_expires_at, nil, "no client secret to report")
+    -- Both a secret and a certificate: a clear 400 naming the field.
+    res = call("POST", "/azure/login", { json = { tenantId = sim.env.SIM_TENANT,
+        clientId = sim.env.SIM_CLIENT_ID, clientSecret = "x", certificatePem = cert:pem(),
+        privateKeyPem = pem:reveal() } })
+    T.eq(res.status, 400)
+    T.contains(res.json.error, "clientSecret")
+    stop()
+end)
