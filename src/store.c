@@ -293,30 +293,46 @@ out:
     return rc;
 }
 
+/* Opens file for reading, refusing links and anything but a regular file; `what` names it in
+ * messages ("key file /x", "record 'a/b'"). Sets *fd and *st and returns 0; AURORA_E_NOT_FOUND
+ * (no message) when it does not exist; else an error with a message (nothing left open). */
+static int open_regular(const char *file, const char *what, int *fd, struct stat *st,
+                        char *errmsg, size_t errlen)
+{
+    int f = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+
+    if (f < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return AURORA_E_NOT_FOUND;
+        return say(errmsg, errlen, errno_code(errno), "cannot open %s: %s", what,
+                   strerror(errno));
+    }
+    if (fstat(f, st) != 0)
+        rc = say(errmsg, errlen, AURORA_E_IO, "cannot stat %s: %s", what, strerror(errno));
+    else if (!S_ISREG(st->st_mode))
+        rc = say(errmsg, errlen, AURORA_E_INVALID, "%s is not a regular file", what);
+    if (rc) {
+        close(f);
+        return rc;
+    }
+    *fd = f;
+    return 0;
+}
+
+
 /* Reads the key file at path. Returns 0, AURORA_E_NOT_FOUND (no file; no message) or an error
  * with a message. */
 static int read_key_file(const char *path, unsigned char *key, char *errmsg, size_t errlen)
 {
-    char text[KEY_TEXT_MAX];
+    char text[KEY_TEXT_MAX], what[4200];
     struct stat st;
     size_t n = 0;
-    int fd, e, rc = 0;
+    int fd, e, rc;
 
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return AURORA_E_NOT_FOUND;
-        return say(errmsg, errlen, errno_code(errno), "cannot open key file %s: %s", path,
-                   strerror(errno));
-    }
-    if (fstat(fd, &st) != 0) {
-        rc = say(errmsg, errlen, AURORA_E_IO, "cannot stat key file %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = say(errmsg, errlen, AURORA_E_INVALID, "key file %s is not a regular file", path);
-        goto out;
-    }
+    snprintf(what, sizeof(what), "key file %s", path);
+    rc = open_regular(path, what, &fd, &st, errmsg, errlen);
+    if (rc)
+        return rc;
     if (st.st_mode & 077) {
         rc = say(errmsg, errlen, AURORA_E_DENIED,
                  "key file %s may be read by group or others (mode %03o); chmod 600 it", path,
@@ -545,23 +561,13 @@ static int load_record(aurora_store *s, const char *path, const char *file, auro
     unsigned char *raw = NULL, *plain = NULL, *aad = NULL;
     size_t n = 0, plen = 0, alen = 0;
     struct stat st;
-    int fd, e, rc = 0;
+    char what[1200];
+    int fd, e, rc;
 
-    fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return AURORA_E_NOT_FOUND;
-        return say(errmsg, errlen, errno_code(errno), "cannot open record '%s': %s", path,
-                   strerror(errno));
-    }
-    if (fstat(fd, &st) != 0) {
-        rc = say(errmsg, errlen, AURORA_E_IO, "cannot stat record '%s': %s", path, strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = say(errmsg, errlen, AURORA_E_INVALID, "record '%s' is not a regular file", path);
-        goto out;
-    }
+    snprintf(what, sizeof(what), "record '%s'", path);
+    rc = open_regular(file, what, &fd, &st, errmsg, errlen);
+    if (rc)
+        return rc;
     if (st.st_size > RECORD_MAX) {
         rc = say(errmsg, errlen, AURORA_E_TOO_LARGE,
                  "record '%s' is larger than any record the store writes", path);
