@@ -343,13 +343,17 @@ end
 
 -- Saves a fresh token with its subscription metadata, so another replica or a restart reuses it
 -- instead of asking Entra ID again. A failed save is logged (no secret) and otherwise ignored.
-local function save_token(persist, fp, scope, tok, expires_at, t0)
-    local meta = persist.meta or {}
-    local ok, msg, code = secrets().put(persist.store, {
-        access_token = tok:reveal(), expires_at = expires_at, issued_at = t0, scope = scope,
+local function token_fields(tok, expires_at, t0, scope, fp, meta)
+    meta = meta or {}
+    return { access_token = tok:reveal(), expires_at = expires_at, issued_at = t0, scope = scope,
         fingerprint = fp, subscription_id = meta.subscription_id,
-        subscription_name = meta.subscription_name,
-    })
+        subscription_name = meta.subscription_name }
+end
+
+
+local function save_token(persist, fp, scope, tok, expires_at, t0)
+    local ok, msg, code = secrets().put(persist.store,
+        token_fields(tok, expires_at, t0, scope, fp, persist.meta))
     if not ok then
         log.warn("cannot save the token in the secret store", { path = persist.store,
             error = msg, code = code })
@@ -429,6 +433,18 @@ local function schedule_refresh(key, cred, url, scope, window, persist, fp)
 end
 
 
+-- The token-cache key of cred and a scope name, with the token URL, scope and credential
+-- fingerprint it is made of; or nil, err.
+local function cache_key(cred, c, scope_name)
+    local scope = cloud.scope(c, scope_name)
+    local url, umsg = token_url(cred)
+    if not url then return nil, failure("invalid", umsg) end
+    local fp, fmsg = fingerprint(cred)
+    if not fp then return nil, failure("invalid", "the certificate does not load: " .. fmsg) end
+    return table.concat({ "identity", url, cred.client_id, fp, scope }, "\n"), url, scope, fp
+end
+
+
 -- ---- the API -----------------------------------------------------------------------------------
 
 --- A token for the service principal cred and a scope.
@@ -457,18 +473,8 @@ function M.token(cred, scope_name, opts)
         local err = failure(ccode, cmsg)
         return nil, err, err.code
     end
-    local scope = cloud.scope(c, scope_name)
-    local url, umsg = token_url(cred)
-    if not url then
-        local err = failure("invalid", umsg)
-        return nil, err, err.code
-    end
-    local fp, fmsg = fingerprint(cred)
-    if not fp then
-        local err = failure("invalid", "the certificate does not load: " .. fmsg)
-        return nil, err, err.code
-    end
-    local key = table.concat({ "identity", url, cred.client_id, fp, scope }, "\n")
+    local key, url, scope, fp = cache_key(cred, c, scope_name)
+    if not key then return nil, url, url.code end
     local persist = nil
     if opts ~= nil then
         if type(opts) ~= "table" or (opts.store ~= nil and type(opts.store) ~= "string") then
@@ -503,12 +509,28 @@ end
 function M.forget(cred, scope_name)
     check_cred(cred, "forget", 1, true)
     local c = env_cloud()
-    local url = c and token_url(cred)
-    local fp = url and fingerprint(cred)
-    if fp then
-        token.invalidate(table.concat({ "identity", url, cred.client_id, fp,
-            cloud.scope(c, scope_name) }, "\n"))
-    end
+    local key = c and cache_key(cred, c, scope_name)
+    if key then token.invalidate(key) end
+end
+
+
+--- The record `token(cred, scope_name, {store = ...})` keeps in the secret store, for the token
+-- of cred and scope_name now in the cache, with meta = {subscription_id, subscription_name}:
+-- a table to write with aurora.secrets.put, or nil when no token is cached. Lets a caller save
+-- the token together with other records (login stores it beside the credentials).
+-- Example: local rec = identity.token_record(cred, "arm", {subscription_id = id})
+function M.token_record(cred, scope_name, meta)
+    check_cred(cred, "token_record", 1, true)
+    local c = env_cloud()
+    local key, _, scope, fp = nil, nil, nil, nil
+    if c then key, _, scope, fp = cache_key(cred, c, scope_name) end
+    if not key then return nil end
+    local tok, exp, tmeta = token.peek(key)
+    if not tok then return nil end
+    local rec = token_fields(tok, exp, tonumber(tmeta and tmeta.issued_at) or time.now(), scope,
+        fp, meta)
+    tok:close()
+    return rec
 end
 
 

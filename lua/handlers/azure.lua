@@ -1,12 +1,12 @@
 -- The Azure connector endpoints: login, fetch_data, clusters, the enabled-subscription set and
--- disconnect. Storage per user (aurora.secrets): users/<id>/azure (credentials),
--- users/<id>/azure-readonly, users/<id>/tokens/arm (saved token), users/<id>/subscriptions.
+-- disconnect. What is stored per user: lua/aurora/azure/account.lua.
 local json = require "aurora.json"
 local secret = require "aurora.secret"
 local secrets = require "aurora.secrets"
 local shared = require "aurora.shared"
 local identity = require "aurora.identity"
 local arm = require "aurora.azure.arm"
+local account = require "aurora.azure.account"
 local cloud = require "aurora.cloud"
 local http = require "aurora.http"
 local users = require "aurora.users"
@@ -19,11 +19,13 @@ M.SECRET_WARNING_DAYS = 30
 
 M.CLUSTER_TTL = 30
 local cache = shared.dict("azure_clusters", { max_items = 10000 })
+local path, to_cred, close = account.path, account.to_cred, account.close
+local token_failure, list_subscriptions = account.token_failure, account.list_subscriptions
+local load, read_token, enabled_set = account.load, account.read_token, account.enabled_set
+local generation, bump = account.generation, account.bump
 
 local fail = users.fail
 local GUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
-
-local function path(uid, what) return "users/" .. uid .. "/" .. what end
 
 local function is_guid(v) return type(v) == "string" and v:match(GUID) ~= nil end
 
@@ -75,36 +77,6 @@ local function check_creds(c, prefix, errs, optional_tenant)
     end
 end
 
--- An identity credential from stored or submitted fields; close(cred) wipes its handles.
-local function to_cred(c)
-    local cred = { tenant = c.tenantId, client_id = c.clientId }
-    if c.clientSecret then
-        cred.secret = secret.new(c.clientSecret)
-    else
-        cred.cert_pem = c.certificatePem
-        cred.key = secret.new(c.privateKeyPem)
-    end
-    return cred
-end
-
-local function close(cred)
-    if cred and cred.secret then cred.secret:close() end
-    if cred and cred.key then cred.key:close() end
-end
-
-local function token_failure(req, err)
-    if type(err) ~= "table" then err = { status = 0, code = tostring(err), message = tostring(err) } end
-    if err.code == "AADSTS700016" then return fail(req, "sp_not_found", err) end
-    if err.status == 400 or err.status == 401 or err.code == "invalid" then
-        return fail(req, "invalid_credentials", err)
-    end
-    return fail(req, "token_failed", err)
-end
-
-local function list_subscriptions(tok)
-    return arm.list(tok, "/subscriptions", { ["api-version"] = arm.API_VERSIONS.subscriptions })
-end
-
 -- The subscription to use: `want` when it is visible and Enabled, else the first Enabled one.
 local function pick(subs, want)
     for _, s in ipairs(subs) do
@@ -117,14 +89,6 @@ local function pick(subs, want)
     end
     if want then return nil, "subscription " .. want .. " is not visible to these credentials" end
     return nil, "no Enabled subscription is visible to these credentials"
-end
-
-local function generation(uid)
-    return cache:get("gen:" .. uid) or 0
-end
-
-local function bump(uid)
-    cache:incr("gen:" .. uid, 1, 0)
 end
 
 local function stored_fields(c)
@@ -161,13 +125,16 @@ function M.login(req, uid)
 
     local cred = to_cred(c)
     local tok, err = identity.token(cred, "arm")
-    close(cred)
-    if not tok then return token_failure(req, err) end
+    if not tok then close(cred); return token_failure(req, err) end
     local subs, aerr = list_subscriptions(tok)
     tok:close()
-    if not subs then return fail(req, "upstream", aerr) end
+    if not subs then close(cred); return fail(req, "upstream", aerr) end
     local sub, why = pick(subs, c.subscriptionId)
-    if not sub then return fail(req, "no_enabled_subscription", { message = why }) end
+    if not sub then close(cred); return fail(req, "no_enabled_subscription", { message = why }) end
+    -- The management token is stored beside the credentials, with the subscription chosen.
+    local token_rec = identity.token_record(cred, "arm", { subscription_id = sub.subscriptionId,
+        subscription_name = sub.displayName })
+    close(cred)
 
     if ro then
         ro.tenantId = ro.tenantId or c.tenantId
@@ -214,6 +181,7 @@ function M.login(req, uid)
         { path(uid, "subscriptions"), { enabled = enabled } },
     }
     if ro then writes[#writes + 1] = { path(uid, "azure-readonly"), stored_fields(ro) } end
+    if token_rec then writes[#writes + 1] = { path(uid, "tokens/arm"), token_rec } end
     -- If a write fails, put back what was there: a failed re-login keeps the old connection.
     local before = {}
     for i, w in ipairs(writes) do before[i] = secrets.get(w[1]) or false end
@@ -228,48 +196,11 @@ function M.login(req, uid)
         end
     end
     if not ro then secrets.delete(path(uid, "azure-readonly")) end
-    secrets.delete(path(uid, "tokens/arm"))
+    if not token_rec then secrets.delete(path(uid, "tokens/arm")) end
     bump(uid)
     return 200, { message = "Azure credentials validated and stored",
         subscription_id = sub.subscriptionId, subscription_name = sub.displayName,
         read_only = ro ~= nil }
-end
-
--- The stored credentials: main, readonly (or nil), or nil + an error response.
-local function load(req, uid)
-    local mode = req.headers["x-aurora-mode"]
-    if mode ~= nil and mode ~= "ask" and mode ~= "do" then
-        return nil, nil, { fail(req, "bad_request",
-            { message = "X-Aurora-Mode must be 'ask' or 'do'" }) }
-    end
-    local main, msg, code = secrets.get(path(uid, "azure"))
-    if not main then
-        if msg then return nil, nil, { fail(req, "storage_failed", { code = code, message = msg }) } end
-        return nil, nil, { fail(req, "not_connected") }
-    end
-    local ro = secrets.get(path(uid, "azure-readonly"))
-    return main, ro
-end
-
--- A token for reads: the read-only credentials when present, else the main ones.
-local function read_token(uid, main, ro)
-    local c = ro or main
-    local cred = to_cred(c)
-    local opts = not ro and { store = path(uid, "tokens/arm"), meta = {
-        subscription_id = main.subscriptionId, subscription_name = main.subscriptionName } } or nil
-    local tok, err = identity.token(cred, "arm", opts)
-    close(cred)
-    return tok, err, ro and "ro" or "rw"
-end
-
-local function enabled_set(uid, main)
-    local rec = secrets.get(path(uid, "subscriptions"))
-    local ids = {}
-    if rec and type(rec.enabled) == "table" then
-        for _, id in ipairs(rec.enabled) do ids[#ids + 1] = id end
-    end
-    if #ids == 0 then ids[1] = main.subscriptionId end
-    return ids
 end
 
 -- Unix seconds of an ISO 8601 UTC time ("2027-01-31T12:00:00Z", fractions ignored), or nil.
@@ -294,9 +225,7 @@ end
 -- lack Application.Read.All) or the app has no client secret (a certificate credential).
 local function secret_expiry(main)
     if not main.clientSecret then return nil end
-    local cred = to_cred(main)
-    local tok = identity.token(cred, "graph")
-    close(cred)
+    local tok = account.token(main, "graph")
     if not tok then return nil end
     local c = cloud.current()
     local body = c and arm.get(tok, c.graph .. "/v1.0/applications?$filter=" ..
@@ -357,8 +286,7 @@ function M.clusters(req, uid)
     local main, ro, e = load(req, uid)
     if not main then return table.unpack(e) end
     local ids = enabled_set(uid, main)
-    local sorted = table.move(ids, 1, #ids, 1, {})
-    table.sort(sorted)
+    local sorted = ids
     local key = "clusters:" .. uid .. ":" .. generation(uid) .. ":" .. (ro and "ro" or "rw") ..
         ":" .. table.concat(sorted, ",")
     local refresh = req.query.refresh
