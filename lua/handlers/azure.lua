@@ -184,7 +184,13 @@ function M.login(req, uid)
     if token_rec then writes[#writes + 1] = { path(uid, "tokens/arm"), token_rec } end
     -- If a write fails, put back what was there: a failed re-login keeps the old connection.
     local before = {}
-    for i, w in ipairs(writes) do before[i] = secrets.get(w[1]) or false end
+    for i, w in ipairs(writes) do
+        local v, msg, code = secrets.get(w[1])
+        if v == nil and msg then
+            return fail(req, "storage_failed", { status = 0, code = code, message = msg })
+        end
+        before[i] = v or false
+    end
     for i, w in ipairs(writes) do
         local v, msg, code = secrets.put(w[1], w[2])
         if not v then
