@@ -1114,11 +1114,14 @@ int aurora_crypto_cert_issue(const aurora_cert_spec *spec, X509 **out)
     X509_NAME *name;
     X509V3_CTX ctx;
     size_t i;
-    int len, rc = AURORA_E_INVALID;
+    int len, explicit_times, rc = AURORA_E_INVALID;
 
     if (!spec->key || !supported(spec->key) || !signer || !aurora_crypto_key_is_private(signer))
         goto out;
-    if (spec->days < 1 || spec->days > 36500)
+    explicit_times = spec->not_before != 0 || spec->not_after != 0;
+    if (explicit_times && spec->not_before >= spec->not_after)
+        goto out;
+    if (!explicit_times && (spec->days < 1 || spec->days > 36500))
         goto out;
     if (spec->ca_cert && (X509_check_ca(spec->ca_cert) == 0 ||
                           X509_check_private_key(spec->ca_cert, spec->ca_key) != 1))
@@ -1127,10 +1130,17 @@ int aurora_crypto_cert_issue(const aurora_cert_spec *spec, X509 **out)
     x = X509_new();
     if (!x || X509_set_version(x, X509_VERSION_3) != 1 || set_serial(x))
         goto out;
-    /* Backdated a minute so a client whose clock runs slightly behind accepts it. */
-    if (!X509_gmtime_adj(X509_getm_notBefore(x), -60) ||
-        !X509_time_adj_ex(X509_getm_notAfter(x), spec->days, 0, NULL))
-        goto out;
+    if (explicit_times) {
+        /* Exact dates, past ones included: tests need certificates that have expired. */
+        if (!ASN1_TIME_set(X509_getm_notBefore(x), (time_t)spec->not_before) ||
+            !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)spec->not_after))
+            goto out;
+    } else {
+        /* Backdated a minute so a client whose clock runs slightly behind accepts it. */
+        if (!X509_gmtime_adj(X509_getm_notBefore(x), -60) ||
+            !X509_time_adj_ex(X509_getm_notAfter(x), spec->days, 0, NULL))
+            goto out;
+    }
     name = X509_get_subject_name(x);
     for (i = 0; i < spec->subject_n; i++) {
         const char *attr = spec->subject[2 * i], *value = spec->subject[2 * i + 1];

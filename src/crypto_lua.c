@@ -785,8 +785,9 @@ static size_t read_sans(lua_State *L, int idx, const char **sans)
 /* Fails unless spec (table at 1) has only the fields we know. */
 static void check_spec_fields(lua_State *L)
 {
-    static const char *const fields[] = {"key",  "subject", "ca_cert", "ca_key", "days",
-                                         "is_ca", "sans",   "usage",   NULL};
+    static const char *const fields[] = {"key",   "subject", "ca_cert", "ca_key",
+                                         "days",  "is_ca",   "sans",    "usage",
+                                         "not_before", "not_after", NULL};
     size_t i;
 
     lua_pushnil(L);
@@ -801,7 +802,8 @@ static void check_spec_fields(lua_State *L)
     }
 }
 
-/* crypto.issue_cert{key=, subject=, ca_cert=, ca_key=, days=, is_ca=, sans=, usage=} -> cert */
+/* crypto.issue_cert{key=, subject=, ca_cert=, ca_key=, days=, is_ca=, sans=, usage=,
+ * not_before=, not_after=} -> cert */
 static int l_issue_cert(lua_State *L)
 {
     static const char *const usages[] = {"server", "client", "ca", NULL};
@@ -823,6 +825,8 @@ static int l_issue_cert(lua_State *L)
     lua_getfield(L, 1, "is_ca");       /* 7 */
     lua_getfield(L, 1, "sans");        /* 8 */
     lua_getfield(L, 1, "usage");       /* 9 */
+    lua_getfield(L, 1, "not_before");  /* 10 */
+    lua_getfield(L, 1, "not_after");   /* 11 */
     luaL_argcheck(L, luaL_testudata(L, 2, AURORA_CRYPTO_KEY_MT), 1, "key: key expected");
     spec.key = check_key(L, 2);
     if (!lua_isnil(L, 3)) {
@@ -840,6 +844,17 @@ static int l_issue_cert(lua_State *L)
     days = lua_isnil(L, 6) ? 365 : lua_tointeger(L, 6);
     luaL_argcheck(L, days >= 1 && days <= 36500, 1, "days: integer 1 to 36500 expected");
     spec.days = (int)days;
+    if (!lua_isnil(L, 10) || !lua_isnil(L, 11)) {
+        luaL_argcheck(L, lua_isnil(L, 6), 1, "days and not_before/not_after exclude each other");
+        luaL_argcheck(L, lua_isinteger(L, 10) && lua_isinteger(L, 11), 1,
+                      "not_before and not_after: integers (Unix seconds) expected, both");
+        spec.not_before = (int64_t)lua_tointeger(L, 10);
+        spec.not_after = (int64_t)lua_tointeger(L, 11);
+        /* Years 1 to 9999 are what an X.509 time can hold. */
+        luaL_argcheck(L, spec.not_before > -62135596800LL && spec.not_after < 253402300800LL &&
+                             spec.not_before < spec.not_after,
+                      1, "not_before must be before not_after (years 1 to 9999)");
+    }
     is_ca = lua_toboolean(L, 7);
     if (!lua_isnil(L, 8)) {
         luaL_argcheck(L, lua_istable(L, 8), 1, "sans: list expected");

@@ -270,6 +270,39 @@ T.test("issued certs carry their validity period in unix seconds", function()
     T.ok(math.abs(p.server:not_after() - (now + 10 * 86400)) < 120)
 end)
 
+T.test("not_before and not_after set exact dates, an expired certificate included", function()
+    local p = pki()
+    local now = os.time()
+    local nb, na = now - 400 * 86400, now - 35 * 86400
+    local c = assert(crypto.issue_cert { key = p.client_key, subject = { CN = "old-admin" },
+        ca_cert = p.ca, ca_key = p.ca_key, usage = "client", not_before = nb, not_after = na })
+    T.eq(c:not_before(), nb)
+    T.eq(c:not_after(), na)
+    T.ok(c:not_after() < now, "already expired")
+    T.eq(c:verify_signed_by(p.ca), true, "still signed by its CA")
+    -- Beyond 2049 an X.509 time is a GeneralizedTime; it reads back the same.
+    local far = assert(crypto.issue_cert { key = p.client_key, not_before = now,
+        not_after = 4102444800 + 86400 })
+    T.eq(far:not_after(), 4102444800 + 86400)
+end)
+
+T.test("issue_cert raises when not_before/not_after are misused", function()
+    local p = pki()
+    local now = os.time()
+    T.raises(function() crypto.issue_cert { key = p.ca_key, not_before = now } end, "both")
+    T.raises(function() crypto.issue_cert { key = p.ca_key, not_after = now } end, "both")
+    T.raises(function() crypto.issue_cert { key = p.ca_key, not_before = now, not_after = now }
+    end, "not_before must be before not_after")
+    T.raises(function() crypto.issue_cert { key = p.ca_key, not_before = now + 10,
+        not_after = now } end, "not_before must be before not_after")
+    T.raises(function() crypto.issue_cert { key = p.ca_key, not_before = "yesterday",
+        not_after = now } end, "integers")
+    T.raises(function() crypto.issue_cert { key = p.ca_key, not_before = now - 1.5,
+        not_after = now } end, "integers")
+    T.raises(function() crypto.issue_cert { key = p.ca_key, days = 3, not_before = now - 10,
+        not_after = now } end, "exclude each other")
+end)
+
 T.test("a client cert keeps several O values and its public key verifies", function()
     local p = pki()
     T.eq(p.client:subject(), "CN=kube-admin,O=aurora,O=system:masters")

@@ -257,6 +257,8 @@ typedef struct aurora_cert_spec {
     X509 *ca_cert;              /* issuer; NULL for a self-signed certificate */
     EVP_PKEY *ca_key;           /* issuer's private key; NULL when self-signed (key signs) */
     int days;                   /* validity from a minute ago, 1 to 36500 */
+    int64_t not_before;         /* with not_after: explicit validity in Unix seconds, instead */
+    int64_t not_after;          /* of days (0 and 0: use days); not_before < not_after */
     aurora_cert_usage usage;
     const char *const *sans;    /* san_n names: IPv4/IPv6 literals become IP SANs, others DNS */
     size_t san_n;
@@ -265,9 +267,9 @@ typedef struct aurora_cert_spec {
 /*
  * Issues an X.509 v3 certificate signed with SHA-256, with a random positive 128-bit serial,
  * subject and authority key identifiers, and the extensions of spec->usage. Sets *out, which the
- * caller frees with aurora_crypto_cert_free. Returns 0, AURORA_E_INVALID (bad attribute, SAN or
- * days, a signing key that is public only, or a ca_key that does not match ca_cert) or
- * AURORA_E_INTERNAL.
+ * caller frees with aurora_crypto_cert_free. Returns 0, AURORA_E_INVALID (bad attribute, SAN,
+ * days or not_before/not_after, a signing key that is public only, or a ca_key that does not
+ * match ca_cert) or AURORA_E_INTERNAL.
  */
 int aurora_crypto_cert_issue(const aurora_cert_spec *spec, X509 **out);
 

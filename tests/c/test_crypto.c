@@ -573,6 +573,42 @@ out:
     CHECK(ok);
 }
 
+TEST(issue_takes_explicit_dates_in_the_past_and_refuses_reversed_ones)
+{
+    static const char *const subject[] = {"CN", "expired"};
+    aurora_cert_spec s = {0};
+    X509 *c = NULL;
+    int64_t now = (int64_t)time(NULL), nb = 0, na = 0;
+    pki p;
+    int ok = pki_make(&p);
+
+    if (!ok)
+        goto out;
+    ok = 0;
+    s.key = p.leaf_key;
+    s.subject = subject;
+    s.subject_n = 1;
+    s.ca_cert = p.ca;
+    s.ca_key = p.ca_key;
+    s.usage = AURORA_CERT_CLIENT;
+    s.not_before = now - 400 * 86400;
+    s.not_after = now - 35 * 86400;
+    /* days is ignored (0 here) when the dates are given. */
+    if (aurora_crypto_cert_issue(&s, &c) || aurora_crypto_cert_times(c, &nb, &na))
+        goto out;
+    if (nb != s.not_before || na != s.not_after)
+        goto out;
+    aurora_crypto_cert_free(&c);
+    s.not_before = s.not_after;
+    if (aurora_crypto_cert_issue(&s, &c) != AURORA_E_INVALID)
+        goto out;
+    ok = c == NULL;
+out:
+    aurora_crypto_cert_free(&c);
+    pki_free(&p);
+    CHECK(ok);
+}
+
 int main(void)
 {
     RUN(sha256_of_abc_matches_fips_180_2);
@@ -599,5 +635,6 @@ int main(void)
     RUN(issued_certificates_chain_and_carry_their_names);
     RUN(certificates_round_trip_through_pem_and_give_thumbprints);
     RUN(issue_refuses_bad_names_and_a_mismatched_ca_key);
+    RUN(issue_takes_explicit_dates_in_the_past_and_refuses_reversed_ones);
     return check_summary();
 }
