@@ -62,15 +62,16 @@ local function backoff(attempt)
     return d / 2 + math.random() * d / 2          -- "equal jitter"
 end
 
--- One GET with retries; returns the decoded body and the response, or nil, err, code.
-local function get_url(tok, url, deadline)
+-- One call with retries (a POST only when it changes nothing: a query, a credential listing);
+-- returns the decoded body and the response, or nil, err, code.
+local function call_url(tok, url, deadline, method, body)
     local correlation_id = uuid()
     local attempt = 0
     while true do
         attempt = attempt + 1
         local left = deadline - time.monotonic()
-        local res, msg, tcode = http.request { url = url, bearer = tok,
-            timeout = math.max(0.1, math.min(M.TIMEOUT, left)),
+        local res, msg, tcode = http.request { url = url, bearer = tok, method = method,
+            json = body, timeout = math.max(0.1, math.min(M.TIMEOUT, left)),
             headers = { ["x-ms-correlation-request-id"] = correlation_id,
                 Accept = "application/json" } }
         local err, wait
@@ -124,7 +125,18 @@ function M.get(tok, path, query)
     if not url then
         return nil, { status = 0, code = code, message = msg }, code
     end
-    return get_url(tok, url, time.monotonic() + M.MAX_TOTAL)
+    return call_url(tok, url, time.monotonic() + M.MAX_TOTAL)
+end
+
+--- POST to an ARM action that reads or changes nothing twice (Resource Graph and Cost
+-- Management queries, listClusterAdminCredential, a provider registration), retried like a
+-- GET: body, res or nil, err, code. json_body: a table sent as JSON (nil: an empty body).
+function M.post(tok, path, query, json_body)
+    local url, msg, code = url_of(path, query)
+    if not url then
+        return nil, { status = 0, code = code, message = msg }, code
+    end
+    return call_url(tok, url, time.monotonic() + M.MAX_TOTAL, "POST", json_body or {})
 end
 
 --- GET a list, following every nextLink: the concatenated `value` arrays, or nil, err, code.
@@ -141,7 +153,7 @@ function M.list(tok, path, query)
             return nil, { status = 0, code = "too_large",
                 message = "more than " .. M.MAX_PAGES .. " pages" }, "too_large"
         end
-        local body, res_or_err, ecode = get_url(tok, url, deadline)
+        local body, res_or_err, ecode = call_url(tok, url, deadline)
         if not body then return nil, res_or_err, ecode end
         for _, v in ipairs(type(body.value) == "table" and body.value or {}) do
             items[#items + 1] = v
