@@ -90,6 +90,7 @@ typedef struct req {
     char *path;               /* raw (still percent-encoded), without the query */
     char id[132];
     char *client_dn;
+    const char *client_cert_error; /* static text: why a presented certificate was refused */
     uint64_t start;
     struct req *prev, *next;  /* the worker's live requests */
 } req;
@@ -673,6 +674,10 @@ static void push_request(lua_State *L, req *r, const aurora_route_match *m)
         lua_setfield(L, -2, "subject");
         lua_setfield(L, -2, "client_cert");
     }
+    if (r->client_cert_error) {
+        lua_pushstring(L, r->client_cert_error);
+        lua_setfield(L, -2, "client_cert_error");
+    }
     push_request_mt(L);
     lua_setmetatable(L, -2);
 }
@@ -747,7 +752,20 @@ static void dispatch(req *r)
     }
 }
 
-/* Verifies the TLS client certificate (on this, the connection's thread) and keeps its DN. */
+/* Why a client certificate that was presented did not verify, as a short word. */
+static const char *cert_problem(unsigned int status)
+{
+    if (status & GNUTLS_CERT_SIGNER_NOT_FOUND)
+        return "untrusted";
+    if (status & GNUTLS_CERT_EXPIRED)
+        return "expired";
+    if (status & GNUTLS_CERT_NOT_ACTIVATED)
+        return "not_yet_valid";
+    return "untrusted";
+}
+
+/* Verifies the TLS client certificate (on this, the connection's thread) and keeps its DN, or
+ * the reason a presented certificate was refused. */
 static void read_client_cert(req *r)
 {
     const union MHD_ConnectionInfo *ci;
@@ -761,8 +779,13 @@ static void read_client_cert(req *r)
     if (!ci || !ci->tls_session)
         return;
     sess = (gnutls_session_t)ci->tls_session;
-    if (gnutls_certificate_verify_peers2(sess, &status) != 0 || status != 0)
+    /* Not 0 when the client sent no certificate: then there is nothing to report. */
+    if (gnutls_certificate_verify_peers2(sess, &status) != 0)
         return;
+    if (status != 0) {
+        r->client_cert_error = cert_problem(status);
+        return;
+    }
     certs = gnutls_certificate_get_peers(sess, &n);
     if (!certs || n == 0 || gnutls_x509_crt_init(&crt) != 0)
         return;

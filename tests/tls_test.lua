@@ -24,6 +24,7 @@ local function pki(dir)
     local rogue = crypto.issue_cert { key = rogue_key, subject = { CN = "rogue" },
         ca_cert = other_ca, ca_key = other_key, usage = "client" }
     T.write_file(dir .. "/ca.pem", ca:pem())
+    assert(ca_key:private_pem():write_file(dir .. "/ca.key"))
     T.write_file(dir .. "/server.pem", cert:pem())
     assert(key:private_pem():write_file(dir .. "/server.key"))
     return {
@@ -65,7 +66,34 @@ T.test("client certificates are verified against the client CA and their subject
     res = assert(s:request("GET", "/whoami", { client_cert = p.rogue_cert,
         client_key = p.rogue_key }))
     T.eq(json.decode(res.body).client_cert, nil, "a certificate from another CA is not trusted")
+    T.eq(json.decode(res.body).client_cert_error, "untrusted")
+    res = assert(s:request("GET", "/whoami"))
+    T.eq(json.decode(res.body).client_cert_error, nil, "no certificate, no error")
 end)
+
+
+T.test("an expired or not yet valid client certificate is refused and the handler is told why",
+    function()
+        local dir = T.tmpdir()
+        local p = pki(dir)
+        local ca = assert(crypto.load_cert(T.read_file(p.ca)))
+        local ca_key = assert(crypto.load_key(T.read_file(dir .. "/ca.key")))
+        local s = T.server { app = APP, tls = { cert = p.cert, key = p.key, ca = p.ca,
+            client_ca = p.ca } }
+        local now = os.time()
+        for _, case in ipairs { { now - 400 * 86400, now - 35 * 86400, "expired" },
+            { now + 86400, now + 2 * 86400, "not_yet_valid" } } do
+            local key = crypto.generate_key("ec")
+            local cert = assert(crypto.issue_cert { key = key, subject = { CN = "kube-admin",
+                O = "system:masters" }, ca_cert = ca, ca_key = ca_key, usage = "client",
+                not_before = case[1], not_after = case[2] })
+            local res = assert(s:request("GET", "/whoami", { client_cert = cert:pem(),
+                client_key = key:private_pem() }))
+            local body = json.decode(res.body)
+            T.eq(body.client_cert, nil, case[3])
+            T.eq(body.client_cert_error, case[3])
+        end
+    end)
 
 
 T.test("aurora.http trusts a private CA given as PEM text", function()
