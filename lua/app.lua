@@ -7,12 +7,15 @@
 -- the running version keeps serving. GET /healthz and GET /readyz are built into the engine.
 local users = require "aurora.users"
 local azure = require "handlers.azure"
+local clusters = require "handlers.clusters"
 
 local route = users.route
 local routes = {
     ["POST /azure/login"] = route(azure.login),
     ["GET /azure/fetch_data"] = route(azure.fetch_data),
-    ["GET /azure/clusters"] = route(azure.clusters),
+    ["GET /azure/clusters"] = route(clusters.list),
+    ["GET /azure/clusters/{resourceGroup}/{name}"] = route(clusters.get),
+    ["POST /azure/clusters/{resourceGroup}/{name}/metrics-server"] = route(clusters.deploy_metrics_server),
     ["GET /api/azure-subscriptions"] = route(azure.subscriptions_get),
     ["POST /api/azure-subscriptions"] = route(azure.subscriptions_post),
     ["DELETE /api/connected-accounts/azure"] = route(azure.disconnect),

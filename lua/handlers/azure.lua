@@ -3,7 +3,6 @@
 local json = require "aurora.json"
 local secret = require "aurora.secret"
 local secrets = require "aurora.secrets"
-local shared = require "aurora.shared"
 local identity = require "aurora.identity"
 local arm = require "aurora.azure.arm"
 local account = require "aurora.azure.account"
@@ -17,8 +16,6 @@ local M = {}
 -- fetch_data warns when the client secret expires within this many days.
 M.SECRET_WARNING_DAYS = 30
 
-M.CLUSTER_TTL = 30
-local cache = shared.dict("azure_clusters", { max_items = 10000 })
 local path, to_cred, close = account.path, account.to_cred, account.close
 local token_failure, list_subscriptions = account.token_failure, account.list_subscriptions
 local load, read_token, enabled_set = account.load, account.read_token, account.enabled_set
@@ -277,48 +274,6 @@ function M.fetch_data(req, uid)
     return 200, out
 end
 
-local function cluster_row(c, sub)
-    local p = type(c.properties) == "table" and c.properties or {}
-    local id = type(c.id) == "string" and c.id or ""
-    local power = type(p.powerState) == "table" and p.powerState.code or nil
-    return { name = c.name, resourceGroup = id:match("/[Rr]esource[Gg]roups/([^/]+)/"),
-        subscriptionId = sub, location = c.location,
-        kubernetesVersion = p.currentKubernetesVersion or p.kubernetesVersion,
-        fqdn = p.fqdn or p.privateFQDN, provisioningState = p.provisioningState,
-        powerState = power, localAccountsDisabled = p.disableLocalAccounts == true }
-end
-
-function M.clusters(req, uid)
-    local main, ro, e = load(req, uid)
-    if not main then return table.unpack(e) end
-    local ids = enabled_set(uid, main)
-    local sorted = ids
-    local key = "clusters:" .. uid .. ":" .. generation(uid) .. ":" .. (ro and "ro" or "rw") ..
-        ":" .. table.concat(sorted, ",")
-    local refresh = req.query.refresh
-    if not (refresh == "1" or refresh == "true") then
-        local hit = cache:get(key)
-        if hit then return 200, hit, { ["Content-Type"] = "application/json", ["X-Cache"] = "hit" } end
-    end
-    local tok, err = read_token(uid, main, ro)
-    if not tok then return token_failure(req, err) end
-    local out = json.array()
-    for _, sub in ipairs(sorted) do
-        local items, aerr = arm.list(tok, "/subscriptions/" .. sub ..
-            "/providers/Microsoft.ContainerService/managedClusters",
-            { ["api-version"] = arm.API_VERSIONS.managed_clusters })
-        if not items then
-            tok:close()
-            return fail(req, "clusters_failed", aerr)
-        end
-        for _, c in ipairs(items) do out[#out + 1] = cluster_row(c, sub) end
-    end
-    tok:close()
-    local text = json.encode(out)
-    cache:set(key, text, M.CLUSTER_TTL)
-    return 200, text, { ["Content-Type"] = "application/json", ["X-Cache"] = "miss" }
-end
-
 local function visible(req, uid)
     local main, ro, e = load(req, uid)
     if not main then return nil, e end
@@ -392,7 +347,7 @@ function M.disconnect(req, uid)
             end
         end
     end
-    for _, what in ipairs { "azure", "azure-readonly", "tokens/arm", "subscriptions" } do
+    for _, what in ipairs { "azure", "azure-readonly", "tokens/arm", "subscriptions", "oauth" } do
         local ok, msg, code = secrets.delete(path(uid, what))
         if not ok then return fail(req, "storage_failed", { code = code, message = msg }) end
     end

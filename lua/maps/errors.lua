@@ -85,6 +85,24 @@ return {
                 RETRY_LATER,
             },
         },
+        metrics_server_failed = {
+            error = "Metrics server deployment failed",
+            status = 502,
+            solution = {
+                "Look at the metrics-server Deployment in kube-system " ..
+                    "(`kubectl -n kube-system describe deployment metrics-server`): image pulls " ..
+                    "from registry.k8s.io must be allowed and the nodes must have room for it.",
+                "Retry with POST /azure/clusters/<RESOURCE_GROUP>/<NAME>/metrics-server in Do mode.",
+            },
+        },
+        cluster_not_found = {
+            error = "AKS cluster not found",
+            status = 404,
+            solution = {
+                "Check the resource group and cluster name (GET /azure/clusters lists them) and " ..
+                    "that its subscription is enabled (GET /api/azure-subscriptions).",
+            },
+        },
         token_failed = {
             error = "Failed to get Azure token",
             status = 502,
@@ -112,6 +130,31 @@ return {
                 "Connect an Azure account first: POST /azure/login with tenantId, clientId, " ..
                     "clientSecret (and optionally subscriptionId).",
                 SETUP_SCRIPT,
+            },
+        },
+        oauth_not_configured = {
+            error = "Azure sign-in (OAuth) is not configured",
+            status = 501,
+            solution = {
+                "Register an app in Microsoft Entra ID (App registrations > New registration, " ..
+                    "accounts in any organizational directory) with the redirect URI " ..
+                    "https://<AURORA_HOST>/azure/callback (type Web), and give it the delegated " ..
+                    "API permission Azure Service Management > user_impersonation.",
+                "Create a client secret for it and set AZURE_CLIENT_ID (its Application ID) and " ..
+                    "AZURE_CLIENT_SECRET (the secret's Value) for this server, plus " ..
+                    "AZURE_REDIRECT_URI when the callback URL differs from what the browser " ..
+                    "sees; then restart it.",
+                "Service-principal login (POST /azure/login) works without this.",
+            },
+        },
+        oauth_failed = {
+            error = "Azure sign-in failed",
+            status = 400,
+            solution = {
+                "Start the sign-in again (GET /azure/oauth/login): a sign-in link works once " ..
+                    "and for 10 minutes.",
+                "If Entra ID refused the sign-in, check that your account may consent to the " ..
+                    "app (or ask an administrator to grant consent for the organization).",
             },
         },
         forbidden_mode = {
@@ -233,6 +276,31 @@ return {
                     "tenant; check AZURE_CLOUD and that the tenant has an Azure subscription.",
             },
         },
+        -- The user sign-in (lua/aurora/oauth.lua): codes of the authorization-code flow.
+        AADSTS54005 = {
+            solution = { "The sign-in code was already used: start the sign-in again." },
+        },
+        AADSTS70008 = {
+            solution = { "The sign-in code or refresh token expired: sign in again." },
+        },
+        AADSTS501481 = {
+            solution = {
+                "The PKCE verifier did not match the sign-in request: start the sign-in again " ..
+                    "from GET /azure/oauth/login, in one browser.",
+            },
+        },
+        AADSTS700082 = {
+            solution = {
+                "The stored sign-in expired after a long time unused: sign in again with " ..
+                    "GET /azure/oauth/login.",
+            },
+        },
+        AADSTS9002313 = {
+            solution = {
+                "Entra ID no longer accepts the stored sign-in (revoked or already used): sign " ..
+                    "in again with GET /azure/oauth/login.",
+            },
+        },
     },
 
     arm = {
@@ -296,6 +364,34 @@ return {
         },
         SubscriptionRequestsThrottled = {
             solution = { "Azure throttled the subscription's requests; wait for Retry-After seconds." },
+        },
+        -- Cluster access (lua/aurora/aks.lua).
+        private_cluster = {
+            solution = {
+                "The cluster is private: its API server has only a private FQDN. Run Aurora in " ..
+                    "(or peered with) the cluster's virtual network with DNS for the private zone, " ..
+                    "or enable a public API server with authorized IP ranges.",
+            },
+        },
+        cluster_unreachable = {
+            solution = {
+                "The cluster's API server did not answer: check that the cluster is running " ..
+                    "(`az aks show --query powerState`), and the API server's authorized IP ranges " ..
+                    "and this server's firewall and proxy settings.",
+            },
+        },
+        cluster_tls = {
+            solution = {
+                "The API server's certificate does not verify against the cluster CA from the " ..
+                    "kubeconfig: if the cluster certificates were rotated, retry in a few minutes; " ..
+                    "a TLS-inspecting proxy between Aurora and the cluster breaks verification.",
+            },
+        },
+        certificate_expired = {
+            solution = {
+                "The cluster's admin client certificate has expired: rotate the cluster " ..
+                    "certificates with `az aks rotate-certs -g <RESOURCE_GROUP> -n <NAME>`.",
+            },
         },
         -- Transport words (aurora.http, aurora.identity).
         timeout = { kind = "token_failed", solution = { "The upstream did not answer in time." } },

@@ -17,6 +17,19 @@ local M = {}
 M.API_VERSIONS = {
     subscriptions = "2022-12-01",
     managed_clusters = "2024-05-01",
+    -- Discovery (lua/aurora/azure/discovery.lua) and costs (lua/aurora/azure/costs.lua).
+    virtual_machines = "2024-07-01",
+    vm_scale_sets = "2024-07-01",
+    sql_servers = "2023-08-01",
+    storage_accounts = "2023-05-01",
+    web_sites = "2023-12-01",
+    virtual_networks = "2024-05-01",
+    network_security_groups = "2024-05-01",
+    container_groups = "2023-05-01",
+    resource_groups = "2021-04-01",
+    resource_graph = "2022-10-01",
+    cost_management = "2023-11-01",
+    providers = "2021-04-01",
 }
 
 M.MAX_ATTEMPTS = 4        -- tries per page, first one included
@@ -25,6 +38,7 @@ M.MAX_DELAY = 8           -- cap of one wait (a longer Retry-After ends the retr
 M.MAX_TOTAL = 20          -- seconds one call may spend, retries and waits included
 M.MAX_PAGES = 200         -- nextLinks followed per list
 M.TIMEOUT = 15            -- seconds per HTTP request
+M.MAX_PARALLEL = 16       -- requests in flight at once in M.pages_many
 
 local RETRY_CODES = { connect = true, timeout = true, bad_reply = true, dns = false }
 
@@ -62,6 +76,52 @@ local function backoff(attempt)
     return d / 2 + math.random() * d / 2          -- "equal jitter"
 end
 
+-- Seconds a throttled or failing reply asks us to wait: the largest of Retry-After and the
+-- x-ms-ratelimit-*-retry-after headers (Cost Management sends several of its own), or nil.
+local function retry_after(headers)
+    local best = tonumber(headers["retry-after"])
+    for name, v in pairs(headers) do
+        if name:find("^x%-ms%-ratelimit%-.*retry%-after$") then
+            local n = tonumber(v)
+            if n and (not best or n > best) then best = n end
+        end
+    end
+    return best
+end
+
+-- Judges one try (http.request's res, or nil, msg, tcode): the decoded body and res, or nil,
+-- err, wait where wait is the seconds before a retry may help, nil when a retry cannot, and
+-- false for a 2xx reply that is not JSON (returned at once). A POST answered 204 or with an
+-- empty body gives {} (Cost Management answers 204 when there is no data).
+local function judge(res, msg, tcode, attempt, correlation_id, method)
+    if not res then
+        return nil, { status = 0, code = tcode or "bad_reply", message = msg,
+            correlation_id = correlation_id }, RETRY_CODES[tcode] and backoff(attempt) or nil
+    end
+    if res.status >= 200 and res.status < 300 then
+        if method == "POST" and (res.status == 204 or res.body == "") then return {}, res end
+        local body = json.decode(res.body)
+        if type(body) ~= "table" then
+            return nil, { status = res.status, code = "bad_reply",
+                message = "ARM answered something that is not a JSON object",
+                correlation_id = res.headers["x-ms-correlation-request-id"] or correlation_id,
+                request_id = res.headers["x-ms-request-id"] }, false
+        end
+        return body, res
+    end
+    local err, wait = arm_error(res, correlation_id), nil
+    if res.status == 429 or res.status >= 500 then
+        local ra = retry_after(res.headers)
+        if ra and ra >= 0 then
+            err.retry_after = ra
+            wait = ra <= M.MAX_DELAY and ra or nil
+        else
+            wait = backoff(attempt)
+        end
+    end
+    return nil, err, wait
+end
+
 -- One call with retries (a POST only when it changes nothing: a query, a credential listing);
 -- returns the decoded body and the response, or nil, err, code.
 local function call_url(tok, url, deadline, method, body)
@@ -74,32 +134,9 @@ local function call_url(tok, url, deadline, method, body)
             json = body, timeout = math.max(0.1, math.min(M.TIMEOUT, left)),
             headers = { ["x-ms-correlation-request-id"] = correlation_id,
                 Accept = "application/json" } }
-        local err, wait
-        if not res then
-            err = { status = 0, code = tcode or "bad_reply", message = msg,
-                correlation_id = correlation_id }
-            if RETRY_CODES[tcode] then wait = backoff(attempt) end
-        elseif res.status >= 200 and res.status < 300 then
-            local body = json.decode(res.body)
-            if type(body) ~= "table" then
-                return nil, { status = res.status, code = "bad_reply",
-                    message = "ARM answered something that is not a JSON object",
-                    correlation_id = res.headers["x-ms-correlation-request-id"] or correlation_id,
-                    request_id = res.headers["x-ms-request-id"] }, "bad_reply"
-            end
-            return body, res
-        else
-            err = arm_error(res, correlation_id)
-            if res.status == 429 or res.status >= 500 then
-                local ra = tonumber(res.headers["retry-after"])
-                if ra and ra >= 0 then
-                    err.retry_after = ra
-                    wait = ra <= M.MAX_DELAY and ra or nil
-                else
-                    wait = backoff(attempt)
-                end
-            end
-        end
+        local reply, err, wait = judge(res, msg, tcode, attempt, correlation_id, method)
+        if reply then return reply, err end
+        if wait == false then return nil, err, err.code end
         if not wait or attempt >= M.MAX_ATTEMPTS or
                 time.monotonic() + wait >= deadline then
             err.attempts = attempt
@@ -161,6 +198,85 @@ function M.list(tok, path, query)
         url = type(body.nextLink) == "string" and body.nextLink ~= "" and body.nextLink or nil
     end
     return items
+end
+
+--- Several paged reads at once: each job is a chain of pages, and every page is tried with the
+-- retry rules of M.get (429/5xx/connection failures, Retry-After and the x-ms-ratelimit-*
+-- retry-after headers honoured). Up to MAX_PARALLEL requests run together through
+-- http.request_many; a job waiting out a Retry-After does not hold the others.
+-- jobs: array of {path = ARM path or absolute URL, query = {...} (with a path), method = "GET"
+-- (default) or "POST" (a read-only query: Resource Graph, Cost Management), json = body,
+-- page = function(body) -> nil when this was the last page, else {url = ..., json = ...} for
+-- the next one (a missing field keeps the current value)}. opts: {total = seconds for the
+-- whole call (default MAX_TOTAL)}.
+-- Returns an array with one entry per job: true when every page was read, else the err of the
+-- page that failed (as M.get's). Only callers' page functions see the bodies.
+-- Example: `local r = arm.pages_many(tok, {{path = p, query = q, page = collect}})`
+function M.pages_many(tok, jobs, opts)
+    local deadline = time.monotonic() + (opts and opts.total or M.MAX_TOTAL)
+    local state, out = {}, {}
+    for i, job in ipairs(jobs) do
+        local url, msg, code = url_of(job.path, job.query)
+        if url then
+            state[i] = { url = url, json = job.json, attempt = 0, pages = 0, at = 0,
+                cid = uuid() }
+        else
+            out[i] = { status = 0, code = code, message = msg }
+        end
+    end
+    while true do
+        local now = time.monotonic()
+        local batch, which, soonest = {}, {}, nil
+        for i, st in pairs(state) do
+            if st.at <= now then
+                if #batch < M.MAX_PARALLEL then
+                    local method = jobs[i].method
+                    batch[#batch + 1] = { url = st.url, bearer = tok, method = method,
+                        json = method == "POST" and (st.json or {}) or nil,
+                        timeout = math.max(0.1, math.min(M.TIMEOUT, deadline - now)),
+                        headers = { ["x-ms-correlation-request-id"] = st.cid,
+                            Accept = "application/json" } }
+                    which[#batch] = i
+                end
+            elseif not soonest or st.at < soonest then
+                soonest = st.at
+            end
+        end
+        if #batch == 0 then
+            if not soonest then break end
+            time.sleep(math.max(0, soonest - now))
+        else
+            local replies = http.request_many(batch)
+            for k, r in ipairs(replies) do
+                local i = which[k]
+                local st, job = state[i], jobs[i]
+                st.attempt = st.attempt + 1
+                local res, msg, tcode = r, nil, nil
+                if r.error then res, msg, tcode = nil, r.error, r.code end
+                local body, err, wait = judge(res, msg, tcode, st.attempt, st.cid, job.method)
+                if body then
+                    st.pages = st.pages + 1
+                    local nxt = job.page(body)
+                    if not nxt then
+                        out[i], state[i] = true, nil
+                    elseif st.pages >= M.MAX_PAGES then
+                        out[i], state[i] = { status = 0, code = "too_large",
+                            message = "more than " .. M.MAX_PAGES .. " pages" }, nil
+                    else
+                        st.url, st.json = nxt.url or st.url, nxt.json or st.json
+                        st.attempt, st.at, st.cid = 0, 0, uuid()
+                    end
+                elseif not wait or st.attempt >= M.MAX_ATTEMPTS or
+                        time.monotonic() + wait >= deadline then
+                    err.attempts = st.attempt
+                    out[i], state[i] = err, nil
+                else
+                    st.at = time.monotonic() + wait
+                end
+            end
+        end
+    end
+    return out
 end
 
 return M

@@ -1,0 +1,79 @@
+-- Benchmark of GET /azure/clusters with 100 AKS clusters and 20 ms of latency on every
+-- simulated upstream call (Entra ID, ARM, each cluster's API server). Run by bench/run as
+-- `aurora test bench/clusters_bench.lua`; prints the figures docs/benchmarks.md reports:
+--   cold     the first GET /azure/clusters (token, list, no cluster known yet)
+--   warm     the median and worst of 20 later calls (list cached, statuses from the jobs)
+--   resolved the time from the cold call until every cluster's access status is known, in
+--            milliseconds and in round-trip times (20 ms each)
+-- The clusters are processed by background jobs, AURORA_AKS_CONCURRENCY at once (default 64).
+package.path = "tests/?.lua;tests/sim/?.lua;" .. package.path
+local T = require "aurora.test"
+local connector = require "lib.connector"
+local time = require "aurora.time"
+
+local CLUSTERS = tonumber(os.getenv("BENCH_CLUSTERS") or "") or 100
+local LATENCY_MS = tonumber(os.getenv("BENCH_LATENCY_MS") or "") or 20
+
+local function ms(s) return string.format("%.1f ms", s * 1000) end
+
+T.test("GET /azure/clusters with " .. CLUSTERS .. " clusters, " .. LATENCY_MS ..
+        " ms upstream latency", function()
+    local dir = T.tmpdir()
+    local file = dir .. "/scenario.lua"
+    -- The default scenario has 2 clusters; the generated ones share its resource groups.
+    T.write_file(file, string.format([[
+local scenario = require "scenario"
+local s = dofile("tests/sim/scenarios/default.lua")
+scenario.generate(s, { clusters = %d })
+return s
+]], CLUSTERS - 2))
+    local sim, call, stop = connector.start({ AURORA_LOG_LEVEL = "warn" }, file)
+    T.defer(stop)
+    connector.login(sim, call)
+    sim:knobs { latency_ms = { ["*"] = LATENCY_MS } }
+
+    local t0 = time.monotonic()
+    local res = call("GET", "/azure/clusters", { timeout = 60 })
+    local cold = time.monotonic() - t0
+    T.eq(res.status, 200, res.body)
+    T.eq(#res.json, CLUSTERS)
+    local pending = 0
+    for _, c in ipairs(res.json) do if c.access == "pending" then pending = pending + 1 end end
+
+    local resolved, counts
+    while true do
+        local r = call("GET", "/azure/clusters")
+        T.eq(r.status, 200, r.body)
+        counts = {}
+        local left = 0
+        for _, c in ipairs(r.json) do
+            counts[c.access] = (counts[c.access] or 0) + 1
+            if c.access == "pending" then left = left + 1 end
+        end
+        if left == 0 then resolved = time.monotonic() - t0; break end
+        if time.monotonic() - t0 > 60 then T.fail("clusters still pending after 60 s: " .. left) end
+        time.sleep(0.005)
+    end
+
+    local warm = {}
+    for i = 1, 20 do
+        local t = time.monotonic()
+        local r = call("GET", "/azure/clusters")
+        warm[i] = time.monotonic() - t
+        T.eq(r.status, 200)
+    end
+    table.sort(warm)
+    local rtt = LATENCY_MS / 1000
+    local parts = {}
+    for k, v in pairs(counts) do parts[#parts + 1] = k .. "=" .. v end
+    table.sort(parts)
+    print(string.format("clusters: %d, upstream latency %d ms, concurrency %s",
+        CLUSTERS, LATENCY_MS, os.getenv("AURORA_AKS_CONCURRENCY") or "64"))
+    print(string.format("  cold GET /azure/clusters: %s (%d of %d clusters pending in it)",
+        ms(cold), pending, CLUSTERS))
+    print(string.format("  warm GET /azure/clusters: median %s, max %s (20 calls)",
+        ms(warm[10]), ms(warm[20])))
+    print(string.format("  every access status known after %s = %.1f round trips; %s",
+        ms(resolved), resolved / rtt, table.concat(parts, ", ")))
+    T.ok(pending > 0 or cold < 10 * rtt, "the cold list did not wait for per-cluster work")
+end)

@@ -1,0 +1,174 @@
+-- AKS cluster access and the metrics-server (lua/aurora/aks.lua, lua/handlers/clusters.lua)
+-- against the simulator: admin kubeconfig, Entra fallback, verified TLS, background jobs.
+local T = require "aurora.test"
+local connector = require "lib.connector"
+local http = require "aurora.http"
+local json = require "aurora.json"
+local time = require "aurora.time"
+local yaml = require "aurora.yaml"
+
+local DEPLOY_POST = "POST /apis/apps/v1/namespaces/kube-system/deployments"
+
+-- GET /azure/clusters until every cluster's access (and, with `metrics`, metrics-server status)
+-- is settled or pred(rows) holds; returns the rows by name.
+local function settle(call, opts, pred)
+    local deadline = time.monotonic() + (opts.wait or 15)
+    while true do
+        local res = call("GET", "/azure/clusters", opts)
+        T.eq(res.status, 200, res.body)
+        local by, done = {}, true
+        for _, c in ipairs(res.json) do
+            by[c.name] = c
+            if c.access == "pending" or c.metricsServer.status == "pending" or
+                c.metricsServer.status == "deploying" then
+                done = false
+            end
+        end
+        if pred then done = pred(by) end
+        if done then return by, res end
+        if time.monotonic() > deadline then
+            T.fail("clusters did not settle: " .. res.body)
+        end
+        time.sleep(0.1)
+    end
+end
+
+local function scenario(dir, edit)
+    local path = dir .. "/scenario.lua"
+    T.write_file(path, 'local s = dofile("tests/sim/scenarios/default.lua")\n' .. edit ..
+        "\nreturn s\n")
+    return path
+end
+
+T.test("the list answers at once with pending clusters, then the admin and Entra paths", function()
+    local sim, call, stop = connector.start()
+    T.defer(stop)
+    connector.login(sim, call)
+    local res = call("GET", "/azure/clusters")
+    T.eq(res.status, 200, res.body)
+    T.eq(#res.json, 2)
+    for _, c in ipairs(res.json) do
+        T.ok(c.access ~= nil and c.metricsServer ~= nil, "every row has access and metricsServer")
+        T.eq(c.subscriptionId, sim.env.SIM_SUBSCRIPTION)
+    end
+    local by = settle(call, {})
+    T.eq(by["aks-prod"].access, "admin")
+    T.eq(by["aks-prod"].metricsServer.status, "installed")
+    T.eq(by["aks-aad"].access, "aad")
+    T.eq(by["aks-aad"].localAccountsDisabled, true)
+    -- Ask mode: missing is reported, nothing is deployed.
+    T.eq(by["aks-aad"].metricsServer.status, "missing")
+    T.eq(connector.count(sim, "kube", DEPLOY_POST), 0)
+    T.not_contains(json.encode(by), "BEGIN")
+end)
+
+T.test("Do mode deploys the metrics-server once, even with concurrent requests", function()
+    local sim, call, stop, server = connector.start()
+    T.defer(stop)
+    sim:knobs { metrics_delay_ms = 300 }
+    connector.login(sim, call)
+    -- Several callers at once, in Do mode (on both workers).
+    local list = {}
+    for i = 1, 6 do
+        list[i] = { url = server.url .. "/azure/clusters", headers = { ["X-User-ID"] = "u1",
+            ["X-Aurora-Mode"] = "do" } }
+    end
+    for _, r in ipairs(http.request_many(list)) do T.eq(r.status, 200, r.body) end
+    local by = settle(call, { mode = "do", wait = 30 }, function(b)
+        return b["aks-aad"] and b["aks-aad"].metricsServer.status == "installed"
+    end)
+    T.eq(by["aks-prod"].metricsServer.status, "installed")
+    T.eq(connector.count(sim, "kube", DEPLOY_POST), 1)
+    -- The objects created are the manifest's.
+    local text = T.read_file("lua/manifests/metrics-server.yaml")
+    local docs = assert(yaml.decode_all(text))
+    local kinds = {}
+    for _, d in ipairs(docs) do kinds[#kinds + 1] = d.kind end
+    T.ok(#kinds >= 8, "the manifest has every object")
+    local tok = assert(sim:token("6dae42f8-4368-4678-94ff-3960e28e3630/.default"))
+    local r = assert(sim:request("kube:aks-aad", "GET",
+        "/apis/apps/v1/namespaces/kube-system/deployments/metrics-server", { bearer = tok }))
+    T.eq(r.status, 200, r.body)
+    local dep = json.decode(r.body)
+    local want
+    for _, d in ipairs(docs) do if d.kind == "Deployment" then want = d end end
+    T.eq(dep.spec.template.spec.containers[1].image, want.spec.template.spec.containers[1].image)
+    T.eq(dep.spec.template.spec.containers[1].args, want.spec.template.spec.containers[1].args)
+    -- Later lists do not deploy again.
+    settle(call, { mode = "do" })
+    T.eq(connector.count(sim, "kube", DEPLOY_POST), 1)
+end)
+
+T.test("POST metrics-server: Ask mode is refused, Do mode deploys and reports, 409 counts as present", function()
+    local sim, call, stop = connector.start()
+    T.defer(stop)
+    sim:knobs { metrics_delay_ms = 200 }
+    connector.login(sim, call)
+    local path = "/azure/clusters/rg-aks/aks-aad/metrics-server"
+    local res = call("POST", path)
+    T.eq(res.status, 403, res.body)
+    T.eq(res.json.error, "Do-mode credentials required")
+    -- Two of the objects are there already.
+    local tok = assert(sim:token("6dae42f8-4368-4678-94ff-3960e28e3630/.default"))
+    for _, o in ipairs {
+        { "/api/v1/namespaces/kube-system/serviceaccounts", { apiVersion = "v1",
+            kind = "ServiceAccount", metadata = { name = "metrics-server", namespace = "kube-system" } } },
+        { "/apis/rbac.authorization.k8s.io/v1/clusterroles", { apiVersion = "rbac.authorization.k8s.io/v1",
+            kind = "ClusterRole", metadata = { name = "system:metrics-server" },
+            rules = json.array() } },
+    } do
+        local r = assert(sim:request("kube:aks-aad", "POST", o[1], { bearer = tok, json = o[2] }))
+        T.eq(r.status, 201, r.body)
+    end
+    res = call("POST", path, { mode = "do", timeout = 60 })
+    T.eq(res.status, 200, res.body)
+    T.eq(res.json.access, "aad")
+    T.eq(res.json.metricsServer.status, "installed")
+    T.eq(res.json.metricsServer.present, 2)
+    T.ok(res.json.metricsServer.created >= 6, "the other objects were created")
+    -- The detail endpoint now has node metrics.
+    res = call("GET", "/azure/clusters/rg-aks/aks-aad")
+    T.eq(res.status, 200, res.body)
+    T.eq(res.json.metricsServer.status, "installed")
+    T.eq(#res.json.nodes, 3)
+    T.ok(res.json.nodes[1].cpuCores > 0 and res.json.nodes[1].memoryBytes > 0, res.body)
+    res = call("GET", "/azure/clusters/rg-aks/no-such-cluster")
+    T.eq(res.status, 404, res.body)
+    T.eq(res.json.error, "AKS cluster not found")
+end)
+
+T.test("the detail endpoint of a cluster with a metrics-server shows node usage", function()
+    local sim, call, stop = connector.start()
+    T.defer(stop)
+    connector.login(sim, call)
+    local res = call("GET", "/azure/clusters/RG-AKS/aks-prod")
+    T.eq(res.status, 200, res.body)
+    T.eq(res.json.access, "admin")
+    T.eq(res.json.metricsServer.status, "installed")
+    T.eq(#res.json.nodes, 3)
+    for _, n in ipairs(res.json.nodes) do
+        T.ok(n.cpuPercent > 0 and n.cpuPercent < 100, res.body)
+        T.ok(n.memoryPercent > 0 and n.memoryPercent < 100, res.body)
+    end
+    T.ok(res.json.totals.cpuCores > 0)
+end)
+
+T.test("Kubernetes quantities", function()
+    local aks = require "aurora.aks"
+    T.eq(aks.quantity("250m"), 0.25)
+    T.eq(aks.quantity("2"), 2)
+    T.eq(aks.quantity("1Ki"), 1024)
+    T.eq(aks.quantity("1536Mi"), 1536 * 1024 * 1024)
+    T.eq(aks.quantity("100n"), 100e-9)
+    T.eq(aks.quantity("1e3"), 1000)
+    T.eq(aks.quantity("1k"), 1000)
+    T.eq(aks.quantity("x"), nil)
+    T.eq(aks.quantity("1Zi"), nil)
+    T.eq(aks.collection({ apiVersion = "apps/v1", kind = "Deployment",
+        metadata = { namespace = "kube-system" } }), "/apis/apps/v1/namespaces/kube-system/deployments")
+    T.eq(aks.collection({ apiVersion = "v1", kind = "ServiceAccount",
+        metadata = { namespace = "kube-system" } }), "/api/v1/namespaces/kube-system/serviceaccounts")
+    T.eq(aks.collection({ apiVersion = "apiregistration.k8s.io/v1", kind = "APIService",
+        metadata = {} }), "/apis/apiregistration.k8s.io/v1/apiservices")
+end)
+
