@@ -671,24 +671,41 @@ end
 --- Saves the refresh token of a user sign-in (the table redeem_code or refresh returned) in the
 -- secret store at store_path ("users/<id>/oauth"), with its scope. Access tokens are not saved:
 -- they live an hour and are fetched again with the refresh token.
+-- extra (optional): more fields to keep in the record, names to strings, numbers or booleans
+-- (the user's tenant, their name); never a secret. refresh_token, scope and saved_at are ours.
 -- Returns the stored version, or nil, msg, code as aurora.secrets.put.
--- Raises when store_path is not a string or tokens has no open refresh_token handle.
--- Example: assert(identity.persist("users/" .. uid .. "/oauth", tokens))
-function M.persist(store_path, tokens)
+-- Raises when store_path is not a string, tokens has no open refresh_token handle, or extra is
+-- not such a table.
+-- Example: assert(identity.persist("users/" .. uid .. "/oauth", tokens, {tenant = tid}))
+function M.persist(store_path, tokens, extra)
     if type(store_path) ~= "string" then
         error("bad argument #1 to 'persist' (string expected, got " .. type(store_path) .. ")", 2)
     end
     if type(tokens) ~= "table" or not secret.is_secret(tokens.refresh_token) then
         error("bad argument #2 to 'persist' (tokens with an open refresh_token expected)", 2)
     end
+    if extra ~= nil and type(extra) ~= "table" then
+        error("bad argument #3 to 'persist' (table expected, got " .. type(extra) .. ")", 2)
+    end
+    local rec = {}
+    for k, v in pairs(extra or {}) do
+        local tv = type(v)
+        if type(k) ~= "string" or (tv ~= "string" and tv ~= "number" and tv ~= "boolean") then
+            error("bad argument #3 to 'persist' (fields must be names to strings, numbers or " ..
+                "booleans)", 2)
+        end
+        rec[k] = v
+    end
+    rec.scope, rec.saved_at = tokens.scope, os.time()
     -- The store encrypts the record; the revealed string exists only for the call.
-    return secrets().put(store_path, { refresh_token = tokens.refresh_token:reveal(),
-        scope = tokens.scope, saved_at = os.time() })
+    rec.refresh_token = tokens.refresh_token:reveal()
+    return secrets().put(store_path, rec)
 end
 
 
---- Reads what persist saved: {refresh_token = handle, scope, saved_at}, plain nil when nothing
--- is stored there, or nil, msg, code as aurora.secrets.get.
+--- Reads what persist saved: {refresh_token = handle, scope, saved_at} and the extra fields
+-- persist was given, plain nil when nothing is stored there, or nil, msg, code as
+-- aurora.secrets.get.
 -- Example: local saved = identity.restore(path); if saved then t = identity.refresh{...} end
 function M.restore(store_path)
     if type(store_path) ~= "string" then
@@ -699,8 +716,10 @@ function M.restore(store_path)
     if type(rec.refresh_token) ~= "string" then
         return nil, "the stored record has no refresh token", "invalid"
     end
-    return { refresh_token = secret.new(rec.refresh_token), scope = rec.scope,
-        saved_at = rec.saved_at }
+    local out = {}
+    for k, v in pairs(rec) do out[k] = v end
+    out.refresh_token = secret.new(rec.refresh_token)
+    return out
 end
 
 return M
