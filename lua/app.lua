@@ -7,6 +7,7 @@
 -- the running version keeps serving. GET /healthz and GET /readyz are built into the engine.
 local users = require "aurora.users"
 local azure = require "handlers.azure"
+local oauth = require "handlers.oauth"
 local clusters = require "handlers.clusters"
 
 local route = users.route
@@ -19,6 +20,8 @@ local routes = {
     ["GET /api/azure-subscriptions"] = route(azure.subscriptions_get),
     ["POST /api/azure-subscriptions"] = route(azure.subscriptions_post),
     ["DELETE /api/connected-accounts/azure"] = route(azure.disconnect),
+    ["GET /azure/oauth/login"] = route(oauth.login),
+    ["GET /azure/oauth/status"] = route(oauth.status),
 }
 
 -- CORS preflight for every route above.
@@ -28,5 +31,9 @@ for p in pairs(paths) do routes["OPTIONS " .. p] = users.preflight end
 
 -- The setup scripts need no user: they are what a user runs before connecting.
 for key, handler in pairs(require("handlers.setup").routes) do routes[key] = handler end
+
+-- The OAuth callback: the browser comes back from Entra ID without X-User-ID or the API token;
+-- the single-use state it carries is its credential (lua/handlers/oauth.lua). No preflight.
+routes["GET /azure/callback"] = oauth.callback
 
 return routes
