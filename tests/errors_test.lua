@@ -19,6 +19,13 @@ local KINDS = {
     bad_request = {400, "Invalid request"},
     storage_failed = {500, "Failed to store Azure credentials"},
     upstream = {502, "Azure request failed"},
+    -- Kinds of the endpoints beside the connector's (clusters, OAuth sign-in, discovery, costs).
+    cluster_not_found = {404, "AKS cluster not found"},
+    metrics_server_failed = {502, "Metrics server deployment failed"},
+    oauth_failed = {400, "Azure sign-in failed"},
+    oauth_not_configured = {501, "Azure sign-in (OAuth) is not configured"},
+    resources_failed = {502, "Failed to discover Azure resources"},
+    costs_failed = {502, "Failed to fetch Azure costs"},
 }
 
 -- An Entra ID answer as aurora.identity reports it.
@@ -78,6 +85,8 @@ T.test("each AADSTS code is classified and gets its own first solution step", fu
         AADSTS900023 = {"invalid_credentials", 401, "tenant id is not valid"},
         AADSTS7000229 = {"invalid_credentials", 401, "az ad sp create"},
         AADSTS500011 = {"sp_not_found", 404, "service principal"},
+        AADSTS70011 = {"token_failed", 502, "token scope"},
+        AADSTS1002012 = {"token_failed", 502, "token scope"},
     }
     for code, w in pairs(want) do
         local up = aad(code, 400)
@@ -240,4 +249,32 @@ T.test("every mapped ARM code and transport word gives a full answer", function(
             T.eq(body.requestId, REQ.id)
         end
     end
+end)
+
+
+T.test("login's reasons for no enabled subscription keep the 403 and put their own step first",
+    function()
+        local want = {not_enabled = "not Enabled", not_visible = "not visible",
+            none_visible = "az role assignment create", none_enabled = "Disabled, Warned"}
+        for code, step in pairs(want) do
+            local up = {status = 200, code = code, message = "subscription x is Disabled, not Enabled"}
+            local status, body = errors.respond(REQ, "no_enabled_subscription", up)
+            check_shape(status, body, 403, "No enabled subscription found", "no_enabled_subscription")
+            T.contains(body.solution[1], step, code)
+            T.eq(#body.solution, 1 + #map.kinds.no_enabled_subscription.solution, code)
+            T.eq(body.upstream.code, code)
+            T.eq(body.upstream.status, 200)
+            T.eq(body.upstream.message, up.message)
+        end
+    end)
+
+
+T.test("an ARM InternalServerError keeps the kind's status and gets its own step", function()
+    local up = {status = 500, error = {code = "InternalServerError", message = "Oops."}}
+    local status, body = errors.respond(REQ, "clusters_failed", up)
+    check_shape(status, body, 502, "Failed to fetch AKS clusters", "clusters_failed")
+    T.contains(body.solution[1], "internal error")
+    T.eq(body.upstream.code, "InternalServerError")
+    T.eq(errors.classify(up), "upstream")
+    T.eq((errors.respond(REQ, "upstream", up)), 502)
 end)

@@ -9,6 +9,7 @@ local account = require "aurora.azure.account"
 local cloud = require "aurora.cloud"
 local http = require "aurora.http"
 local users = require "aurora.users"
+local errors = require "aurora.errors"
 local aliases = require "maps.aliases"
 
 local M = {}
@@ -25,6 +26,21 @@ local fail = users.fail
 local GUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 
 local function is_guid(v) return type(v) == "string" and v:match(GUID) ~= nil end
+
+-- The answer for a failed token request, with the kind lua/maps/errors.lua gives its code
+-- (AADSTS500011 is sp_not_found, AADSTS70011 token_failed, ...); codes the map does not
+-- name are judged by their status.
+local function token_error(req, err)
+    local kind = type(err) == "table" and errors.classify(err) or "upstream"
+    if kind == "upstream" then return token_failure(req, err) end
+    return fail(req, kind, err)
+end
+
+-- X-Aurora-Mode must be "ask" or "do" (or absent) on every route: nil, or the 400 answer.
+local function bad_mode(req)
+    local _, e = account.mode(req)
+    return e
+end
 
 -- Canonical names for the fields of t (aliases applied; a canonical name given too wins).
 local function canonical(t)
@@ -75,17 +91,29 @@ local function check_creds(c, prefix, errs, optional_tenant)
 end
 
 -- The subscription to use: `want` when it is visible and Enabled, else the first Enabled one.
-local function pick(subs, want)
+-- Otherwise nil and the `upstream` of the no_enabled_subscription answer: ARM answered (200),
+-- code says why (not_enabled, not_visible, none_visible, none_enabled; lua/maps/errors.lua has
+-- steps for each) and message says which subscription and state.
+local function pick(subs, want, prefix)
+    local function none(code, why)
+        return nil, { status = 200, code = code, message = (prefix or "") .. why }
+    end
     for _, s in ipairs(subs) do
         if want == nil and s.state == "Enabled" then return s end
         if want and type(s.subscriptionId) == "string" and
                 s.subscriptionId:lower() == want:lower() then
             if s.state == "Enabled" then return s end
-            return nil, "subscription " .. want .. " is " .. tostring(s.state) .. ", not Enabled"
+            return none("not_enabled", "subscription " .. want .. " is " .. tostring(s.state) ..
+                ", not Enabled")
         end
     end
-    if want then return nil, "subscription " .. want .. " is not visible to these credentials" end
-    return nil, "no Enabled subscription is visible to these credentials"
+    if want then
+        return none("not_visible", "subscription " .. want .. " is not visible to these credentials")
+    end
+    if #subs == 0 then
+        return none("none_visible", "no subscription is visible to these credentials")
+    end
+    return none("none_enabled", "no Enabled subscription is visible to these credentials")
 end
 
 local function stored_fields(c)
@@ -96,6 +124,8 @@ local function stored_fields(c)
 end
 
 function M.login(req, uid)
+    local merr = bad_mode(req)
+    if merr then return table.unpack(merr) end
     local ok, body = pcall(req.json, req)
     if not ok then
         return fail(req, "bad_request", { message = "the request body must be a JSON object" ..
@@ -122,12 +152,12 @@ function M.login(req, uid)
 
     local cred = to_cred(c)
     local tok, err = identity.token(cred, "arm")
-    if not tok then close(cred); return token_failure(req, err) end
+    if not tok then close(cred); return token_error(req, err) end
     local subs, aerr = list_subscriptions(tok)
     tok:close()
     if not subs then close(cred); return fail(req, "upstream", aerr) end
     local sub, why = pick(subs, c.subscriptionId)
-    if not sub then close(cred); return fail(req, "no_enabled_subscription", { message = why }) end
+    if not sub then close(cred); return fail(req, "no_enabled_subscription", why) end
     -- The management token is stored beside the credentials, with the subscription chosen.
     local token_rec = identity.token_record(cred, "arm", { subscription_id = sub.subscriptionId,
         subscription_name = sub.displayName })
@@ -143,15 +173,13 @@ function M.login(req, uid)
             if type(rerr) == "table" then
                 rerr.message = "readOnlyCredentials: " .. tostring(rerr.message or rerr.description)
             end
-            return token_failure(req, rerr)
+            return token_error(req, rerr)
         end
         local rsubs, raerr = list_subscriptions(rtok)
         rtok:close()
         if not rsubs then return fail(req, "upstream", raerr) end
-        local rsub, rwhy = pick(rsubs, ro.subscriptionId)
-        if not rsub then
-            return fail(req, "no_enabled_subscription", { message = "readOnlyCredentials: " .. rwhy })
-        end
+        local rsub, rwhy = pick(rsubs, ro.subscriptionId, "readOnlyCredentials: ")
+        if not rsub then return fail(req, "no_enabled_subscription", rwhy) end
         ro.subscriptionName = rsub.displayName
     end
 
@@ -252,7 +280,7 @@ function M.fetch_data(req, uid)
     local main, ro, e = load(req, uid)
     if not main then return table.unpack(e) end
     local tok, err = read_token(uid, main, ro)
-    if not tok then return token_failure(req, err) end
+    if not tok then return token_error(req, err) end
     local sub, aerr = arm.get(tok, "/subscriptions/" .. main.subscriptionId,
         { ["api-version"] = arm.API_VERSIONS.subscriptions })
     tok:close()
@@ -278,7 +306,7 @@ local function visible(req, uid)
     local main, ro, e = load(req, uid)
     if not main then return nil, e end
     local tok, err = read_token(uid, main, ro)
-    if not tok then return nil, { token_failure(req, err) } end
+    if not tok then return nil, { token_error(req, err) } end
     local subs, aerr = list_subscriptions(tok)
     tok:close()
     if not subs then return nil, { fail(req, "upstream", aerr) } end
@@ -306,9 +334,10 @@ function M.subscriptions_post(req, uid)
     -- Accepted shapes: {"projects": [{"projectId", "enabled"}]}, {"enabled": [ids]},
     -- {"subscriptionIds": [ids]}, or a bare array of ids.
     local want = {}
-    local list = body.projects or body.enabled or body.subscriptionIds or body
-    if type(list) ~= "table" then
-        return fail(req, "bad_request", { message = "projects must be an array" })
+    local list = body.projects or body.enabled or body.subscriptionIds
+    if list == nil and json.is_array(body) then list = body end
+    if not json.is_array(list) then
+        return fail(req, "bad_request", { message = "projects must be an array", field = "projects" })
     end
     for i, p in ipairs(list) do
         if type(p) == "string" then want[#want + 1] = p
@@ -337,12 +366,17 @@ function M.subscriptions_post(req, uid)
 end
 
 function M.disconnect(req, uid)
+    local merr = bad_mode(req)
+    if merr then return table.unpack(merr) end
     for _, what in ipairs { "azure", "azure-readonly" } do
         local c = secrets.get(path(uid, what))
         if type(c) == "table" and c.tenantId and c.clientId then
             local okc, cred = pcall(to_cred, c)
             if okc then
-                pcall(identity.forget, cred, "arm")
+                -- Every scope a handler asks tokens for: none survives the disconnect.
+                for _, scope in ipairs { "arm", "graph", "aks" } do
+                    pcall(identity.forget, cred, scope)
+                end
                 close(cred)
             end
         end

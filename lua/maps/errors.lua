@@ -186,6 +186,43 @@ return {
                 RETRY_LATER,
             },
         },
+        resources_failed = {
+            -- GET /azure/resources when no category could be read (one failing category is
+            -- reported inside a 200 answer instead).
+            error = "Failed to discover Azure resources",
+            status = 502,
+            timeout_status = 504,
+            throttle = true,
+            solution = {
+                "Give the service principal Reader (or Contributor) on each enabled " ..
+                    "subscription: `az role assignment create --assignee <CLIENT_ID> --role " ..
+                    "Reader --scope /subscriptions/<SUBSCRIPTION_ID>`.",
+                "Reader also allows Azure Resource Graph (Microsoft.ResourceGraph/resources/" ..
+                    "read), the fast path; without it each resource type is listed on its own.",
+                "Check that the resource providers are registered: `az provider list --query " ..
+                    "\"[?registrationState=='Registered'].namespace\" -o tsv`.",
+                RETRY_LATER,
+            },
+        },
+        costs_failed = {
+            -- GET /azure/costs (Cost Management query API).
+            error = "Failed to fetch Azure costs",
+            status = 502,
+            timeout_status = 504,
+            throttle = true,
+            solution = {
+                "Give the service principal the Cost Management Reader role on each enabled " ..
+                    "subscription: `az role assignment create --assignee <CLIENT_ID> --role " ..
+                    "\"Cost Management Reader\" --scope /subscriptions/<SUBSCRIPTION_ID>`, then " ..
+                    "wait a few minutes for the assignment to apply.",
+                "Cost data exists only for subscriptions whose offer Cost Management supports " ..
+                    "(pay-as-you-go, Enterprise Agreement, Microsoft Customer Agreement); check " ..
+                    "Cost Management + Billing > Cost analysis in the portal.",
+                "Cost Management allows only a few queries per minute per subscription: after " ..
+                    "a 429, wait the Retry-After seconds (answers are cached for an hour).",
+                RETRY_LATER,
+            },
+        },
         upstream = {
             error = "Azure request failed",
             status = 502,
@@ -364,6 +401,37 @@ return {
         },
         SubscriptionRequestsThrottled = {
             solution = { "Azure throttled the subscription's requests; wait for Retry-After seconds." },
+        },
+        InternalServerError = {
+            solution = {
+                "Azure Resource Manager had an internal error (HTTP 5xx); it is usually " ..
+                    "temporary and was already retried.",
+            },
+        },
+        -- Why login found no subscription to use in ARM's list (no_enabled_subscription;
+        -- lua/handlers/azure.lua).
+        not_enabled = {
+            solution = {
+                "The subscription you gave is not Enabled (its state is in the message): give " ..
+                    "an Enabled one, or leave subscriptionId out to use the first Enabled one.",
+            },
+        },
+        not_visible = {
+            solution = {
+                "The subscription you gave is not visible to these credentials: check the id, " ..
+                    "that it belongs to this tenant, and that the principal has a role on it.",
+            },
+        },
+        none_visible = {
+            solution = {
+                "The service principal has no role on any subscription: " .. ASSIGN_CONTRIBUTOR,
+            },
+        },
+        none_enabled = {
+            solution = {
+                "Every subscription the principal can see is Disabled, Warned or Past due: " ..
+                    "re-enable one, or give the principal a role on an Enabled one.",
+            },
         },
         -- Cluster access (lua/aurora/aks.lua).
         private_cluster = {
