@@ -946,8 +946,10 @@ local function cluster_ca(name)
     if not cfg then return nil end
     local pem <close> = assert(secret.from_file(cfg.ca_key_file))
     local cert_pem = assert(sim.read_file(cfg.ca_file))
+    -- What kubeconfigs carry: the server and CA they name (launch.lua decides, per scenario).
     c = { key = assert(crypto.load_key(pem)), cert = assert(crypto.load_cert(cert_pem)),
-        pem = cert_pem, url = cfg.url }
+        pem = assert(sim.read_file(cfg.kubeconfig_ca_file or cfg.ca_file)),
+        url = cfg.server or cfg.url }
     ca_cache[name] = c
     return c
 end
@@ -1001,14 +1003,25 @@ local function kubeconfig(c, ca, user_name, user_lines)
 end
 
 
-local function client_cert_lines(ca)
+-- The client certificate lines of a local-account kubeconfig, plus the static token of user
+-- (clusterAdmin, clusterUser). With admin_cert = "expired" the certificate ran out 35 days ago
+-- and there is no token, so the expired certificate is the only credential.
+local function client_cert_lines(c, ca, user)
     local key = crypto.generate_key("rsa", 2048)
-    local cert = assert(crypto.issue_cert { key = key, subject = { CN = "masterclient",
-        O = "system:masters" }, ca_cert = ca.cert, ca_key = ca.key, usage = "client",
-        days = 730 })
+    local spec = { key = key, subject = { CN = "masterclient", O = "system:masters" },
+        ca_cert = ca.cert, ca_key = ca.key, usage = "client", days = 730 }
+    local expired = c.admin_cert == "expired"
+    if expired then
+        local now = os.time()
+        spec.days, spec.not_before, spec.not_after = nil, now - 400 * 86400, now - 35 * 86400
+    end
+    local cert = assert(crypto.issue_cert(spec))
     local pem <close> = key:private_pem()
     local lines = { "client-certificate-data: " .. b64(cert:pem()),
         "client-key-data: " .. b64(pem:reveal()) }
+    if not expired then
+        lines[#lines + 1] = "token: " .. M.cluster_token(c.name, user)
+    end
     key:close()
     cert:close()
     return lines
@@ -1101,9 +1114,8 @@ local function list_admin_credential(req, ctx)
     end
     local ca = cluster_ca_or_fail(c)
     local user = "clusterAdmin_" .. c.resource_group .. "_" .. c.name
-    local lines = client_cert_lines(ca)
-    lines[#lines + 1] = "token: " .. M.cluster_token(c.name, "clusterAdmin")
-    return credential_answer("clusterAdmin", kubeconfig(c, ca, user, lines))
+    return credential_answer("clusterAdmin", kubeconfig(c, ca, user,
+        client_cert_lines(c, ca, "clusterAdmin")))
 end
 
 
@@ -1127,8 +1139,7 @@ local function list_user_credential(req, ctx)
     if cluster_is_aad(c) then
         lines = aad_user_lines(c, format, subscription_of(c.subscription).tenant or ctx.tid)
     else
-        lines = client_cert_lines(ca)
-        lines[#lines + 1] = "token: " .. M.cluster_token(c.name, "clusterUser")
+        lines = client_cert_lines(c, ca, "clusterUser")
     end
     return credential_answer("clusterUser", kubeconfig(c, ca, user, lines))
 end

@@ -53,9 +53,34 @@ end
 -- Each shape function gets the scenario item and a context {tenant, sub} and returns the
 -- properties plus any extra top-level fields (kind, sku, identity, zones, etag).
 
-local function cluster_shape(c, ctx)
-    local dns_prefix = (c.name .. "-" .. c.resource_group .. "-" .. c.subscription:sub(1, 6))
+local function dns_prefix_of(c)
+    return (c.name .. "-" .. c.resource_group .. "-" .. c.subscription:sub(1, 6))
         :gsub("[^%w%-]", ""):sub(1, 54)
+end
+
+
+--- A cluster's API server names as ARM reports them: fqdn (nil when it has none: a private
+-- cluster without public_fqdn = true, or public_fqdn = false) and privateFQDN (private clusters
+-- only), "<dnsPrefix>-<8 hex>.<guid>.privatelink.<location>.azmk8s.io" as AKS makes them.
+function M.cluster_fqdns(c)
+    local dns_prefix = dns_prefix_of(c)
+    local hash = short_hash(c.subscription .. c.resource_group .. c.name)
+    local fqdn, private_fqdn
+    if c.private then
+        if c.public_fqdn == true then
+            fqdn = c.fqdn or (dns_prefix .. "-" .. hash .. ".hcp." .. c.location .. ".azmk8s.io")
+        end
+        private_fqdn = dns_prefix .. "-" .. hash .. "." .. stable_guid("private-dns:" .. c.name) ..
+            ".privatelink." .. c.location .. ".azmk8s.io"
+    elseif c.public_fqdn ~= false then
+        fqdn = c.fqdn or (dns_prefix .. "-" .. hash .. ".hcp." .. c.location .. ".azmk8s.io")
+    end
+    return fqdn, private_fqdn
+end
+
+
+local function cluster_shape(c, ctx)
+    local dns_prefix = dns_prefix_of(c)
     local hash = short_hash(c.subscription .. c.resource_group .. c.name)
     local power = c.power or "Running"
     local version = c.version or "1.29.4"
@@ -97,14 +122,10 @@ local function cluster_shape(c, ctx)
         storageProfile = { diskCSIDriver = { enabled = true }, fileCSIDriver = { enabled = true },
             snapshotController = { enabled = true } },
     }
-    if c.public_fqdn ~= false then
-        p.fqdn = c.fqdn or (dns_prefix .. "-" .. hash .. ".hcp." .. c.location .. ".azmk8s.io")
-    end
+    p.fqdn, p.privateFQDN = M.cluster_fqdns(c)
     if c.private then
-        p.privateFQDN = dns_prefix .. "-" .. hash .. "." .. stable_guid(c.name):sub(1, 8) ..
-            ".privatelink." .. c.location .. ".azmk8s.io"
         p.apiServerAccessProfile = { enablePrivateCluster = true, privateDNSZone = "system",
-            enablePrivateClusterPublicFQDN = c.public_fqdn ~= false }
+            enablePrivateClusterPublicFQDN = c.public_fqdn == true }
     end
     if aad then
         p.aadProfile = { managed = true, enableAzureRBAC = true, adminGroupObjectIDs = NULL,

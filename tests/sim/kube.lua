@@ -4,14 +4,17 @@
 --
 -- Authentication: a verified client certificate with O=system:masters (refused when the cluster
 -- has local accounts disabled), the cluster's static admin token (M.admin_token), or an Entra
--- token for the AKS AAD server application. Anything else is 401, as kubectl expects.
+-- token for the AKS AAD server application. Anything else is 401, as kubectl expects. As in
+-- kube-apiserver, a client certificate that does not verify (expired, another CA) is a failed
+-- credential, 401 even on /version, unless a valid bearer token comes with it.
 --
 -- Served: /version, legacy discovery (/api, /apis, /api/v1, /apis/{g}, /apis/{g}/{v}), an empty
 -- /openapi/v2 (enough for kubectl apply), create/get/list/replace/patch/delete of namespaces,
 -- services, serviceaccounts, configmaps, secrets, deployments, RBAC objects and apiservices;
 -- read-only nodes (3) and pods (derived from the deployments); metrics.k8s.io once the
 -- metrics-server Deployment is Available (sim.knobs.metrics_delay_ms after it was created,
--- default 2000) and its APIService exists.
+-- default 2000) and its APIService exists. A cluster with metrics_server = "unavailable" has
+-- AKS's metrics-server objects, but its Deployment never becomes Available.
 local crypto = require "aurora.crypto"
 local json = require "aurora.json"
 local time = require "aurora.time"
@@ -221,11 +224,11 @@ local function put(cl, def, obj, available_at)
 end
 
 
-local function seed(cl, gv, name, ns, objname, fields, extra_md)
+local function seed(cl, gv, name, ns, objname, fields, extra_md, available_at)
     local obj = copy(fields or {})
     obj.metadata = { name = objname, namespace = ns, creationTimestamp = iso(cl.born) }
     for k, v in pairs(extra_md or {}) do obj.metadata[k] = v end
-    return put(cl, res(gv, name), obj)
+    return put(cl, res(gv, name), obj, available_at)
 end
 
 
@@ -245,8 +248,9 @@ local function pod_template(labels, image, args)
 end
 
 
--- The managed metrics-server of an AKS cluster (addon manager labels, two replicas).
-local function seed_metrics_server(cl)
+-- The managed metrics-server of an AKS cluster (addon manager labels, two replicas). broken:
+-- its Deployment never becomes Available (its pods stay Pending, the APIService False).
+local function seed_metrics_server(cl, broken)
     local labels = { ["k8s-app"] = "metrics-server",
         ["addonmanager.kubernetes.io/mode"] = "Reconcile" }
     local md = { labels = labels }
@@ -281,7 +285,8 @@ local function seed_metrics_server(cl)
         { spec = { replicas = 2, selector = { matchLabels = { ["k8s-app"] = "metrics-server" } },
             template = pod_template({ ["k8s-app"] = "metrics-server" },
                 "mcr.microsoft.com/oss/kubernetes/metrics-server:v0.6.3",
-                { "--kubelet-insecure-tls", "--metric-resolution=15s" }) } }, md)
+                { "--kubelet-insecure-tls", "--metric-resolution=15s" }) } }, md,
+        broken and math.huge or nil)
     seed(cl, "apiregistration.k8s.io/v1", "apiservices", nil, METRICS_API,
         { spec = { service = { name = "metrics-server", namespace = "kube-system", port = 443 },
             group = "metrics.k8s.io", version = "v1beta1", insecureSkipTLSVerify = true,
@@ -361,7 +366,7 @@ local function build(c)
             { labels = { ["kube-aggregator.kubernetes.io/automanaged"] = "onstart" } })
     end
     if c.metrics_server then
-        seed_metrics_server(cl)
+        seed_metrics_server(cl, c.metrics_server == "unavailable")
     end
     return cl
 end
@@ -397,6 +402,7 @@ end
 local function authenticate(req, cl)
     local local_accounts = cl.c.local_accounts ~= false
     local cert = req.client_cert
+    local bad_cert = req.client_cert_error ~= nil
     if cert and local_accounts then
         local user = cert.subject:match("CN=([^,]+)") or cert.subject
         local groups, admin = {}, false
@@ -419,7 +425,7 @@ local function authenticate(req, cl)
         end
         return nil, "invalid"
     end
-    if cert then
+    if cert or bad_cert then
         return nil, "invalid"
     end
     return nil, "anonymous"
@@ -441,10 +447,10 @@ local function deployment_status(entry, now)
     local obj = entry.obj
     local r = obj.spec.replicas or 1
     local gen = obj.metadata.generation or 1
-    local since = entry.available_at > 0 and iso(entry.available_at) or
-        obj.metadata.creationTimestamp
     local rs = obj.metadata.name .. "-" .. short_hash(obj.metadata.uid, 10)
     if now >= entry.available_at then
+        local since = entry.available_at > 0 and iso(entry.available_at) or
+            obj.metadata.creationTimestamp
         return {
             observedGeneration = gen, replicas = r, updatedReplicas = r, readyReplicas = r,
             availableReplicas = r,
@@ -459,15 +465,21 @@ local function deployment_status(entry, now)
         }
     end
     local created = obj.metadata.creationTimestamp
+    local progressing = { type = "Progressing", status = "True", reason = "ReplicaSetUpdated",
+        message = 'ReplicaSet "' .. rs .. '" is progressing.', lastUpdateTime = created,
+        lastTransitionTime = created }
+    if entry.available_at == math.huge then
+        -- Never Available: past its progress deadline (600 s), as a real one would be.
+        progressing.status, progressing.reason = "False", "ProgressDeadlineExceeded"
+        progressing.message = 'ReplicaSet "' .. rs .. '" has timed out progressing.'
+    end
     return {
         observedGeneration = gen, replicas = r, updatedReplicas = r, unavailableReplicas = r,
         conditions = json.array({
             { type = "Available", status = "False", reason = "MinimumReplicasUnavailable",
               message = "Deployment does not have minimum availability.",
               lastUpdateTime = created, lastTransitionTime = created },
-            { type = "Progressing", status = "True", reason = "ReplicaSetUpdated",
-              message = 'ReplicaSet "' .. rs .. '" is progressing.',
-              lastUpdateTime = created, lastTransitionTime = created },
+            progressing,
         }),
     }
 end

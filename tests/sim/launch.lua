@@ -25,6 +25,14 @@ local function write(path, content)
 end
 
 
+local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+
 local function issue_ca(cn)
     local key = crypto.generate_key("ec")
     return key, crypto.issue_cert { key = key, subject = { CN = cn, O = "Aurora simulator" },
@@ -70,7 +78,10 @@ for _, name in ipairs { "login", "arm", "graph", "vault" } do
         tls_cert = dir .. "/server.pem", tls_key = dir .. "/server.key" }
 end
 -- One Kubernetes API server per cluster, each with its own CA; client certificates are
--- requested (not required) and verified against that CA.
+-- requested (not required) and verified against that CA. What the cluster's kubeconfigs say
+-- may differ from where it listens: `server` (a private cluster's private FQDN, or a port where
+-- nothing listens for an unreachable one) and `kubeconfig_ca_file` (another CA with ca = "wrong").
+local fqdns = require("arm_resources").cluster_fqdns
 for _, c in ipairs(scenario.clusters) do
     local cdir = dir .. "/clusters/" .. c.name
     os.execute("mkdir -p '" .. cdir .. "'")
@@ -79,8 +90,22 @@ for _, c in ipairs(scenario.clusters) do
     assert(ckey:private_pem():write_file(cdir .. "/ca.key"))
     issue_server(ckey, cca, "apiserver", cdir .. "/server")
     local p = port()
-    clusters[c.name] = { url = "https://127.0.0.1:" .. p, ca_file = cdir .. "/ca.pem",
-        ca_key_file = cdir .. "/ca.key" }
+    local entry = { url = "https://127.0.0.1:" .. p, ca_file = cdir .. "/ca.pem",
+        ca_key_file = cdir .. "/ca.key", kubeconfig_ca_file = cdir .. "/ca.pem" }
+    entry.server = entry.url
+    if c.private then
+        entry.server = "https://" .. select(2, fqdns(c)) .. ":443"
+    elseif c.unreachable then
+        -- Taken from the pool and never bound: nothing will listen there.
+        entry.server = "https://127.0.0.1:" .. port()
+    end
+    if c.ca == "wrong" then
+        -- Same name as the real CA, another key: only verification tells them apart.
+        local _, wrong = issue_ca("aks-" .. c.name .. "-ca")
+        entry.kubeconfig_ca_file = cdir .. "/wrong-ca.pem"
+        write(entry.kubeconfig_ca_file, wrong:pem())
+    end
+    clusters[c.name] = entry
     listeners[#listeners + 1] = { name = "kube:" .. c.name, routes = "kube",
         listen = "127.0.0.1:" .. p, tls_cert = cdir .. "/server.pem",
         tls_key = cdir .. "/server.key", tls_client_ca = cdir .. "/ca.pem" }
@@ -128,11 +153,19 @@ local kubeconfig_path = ""
 if kube then
     local cdir = dir .. "/clusters/" .. d.aks_cluster
     local ckey = assert(crypto.load_key(require("aurora.secret").from_file(cdir .. "/ca.key")))
-    local cca = assert(crypto.load_cert(assert(io.open(cdir .. "/ca.pem")):read("a")))
+    local cca = assert(crypto.load_cert(read(cdir .. "/ca.pem")))
     local key = crypto.generate_key("rsa", 2048)
-    local cert = crypto.issue_cert { key = key, subject = { CN = "masterclient",
-        O = "system:masters" }, ca_cert = cca, ca_key = ckey, usage = "client", days = 30 }
+    local spec = { key = key, subject = { CN = "masterclient", O = "system:masters" },
+        ca_cert = cca, ca_key = ckey, usage = "client", days = 30 }
+    for _, c in ipairs(scenario.clusters) do
+        if c.name == d.aks_cluster and c.admin_cert == "expired" then
+            local now = os.time()
+            spec.days, spec.not_before, spec.not_after = nil, now - 400 * 86400, now - 35 * 86400
+        end
+    end
+    local cert = assert(crypto.issue_cert(spec))
     local b64 = crypto.b64encode
+    local ca_pem = read(kube.kubeconfig_ca_file)
     local pem <close> = key:private_pem()
     kubeconfig_path = dir .. "/kubeconfig"
     local yaml = table.concat({
@@ -141,8 +174,8 @@ if kube then
         "clusters:",
         "- name: " .. d.aks_cluster,
         "  cluster:",
-        "    certificate-authority-data: " .. b64(cca:pem()),
-        "    server: " .. kube.url,
+        "    certificate-authority-data: " .. b64(ca_pem),
+        "    server: " .. kube.server,
         "contexts:",
         "- name: " .. d.aks_cluster .. "-admin",
         "  context:",

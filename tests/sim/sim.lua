@@ -70,6 +70,7 @@ end
 --- Clears counters and knobs (POST /_sim/reset), and the mutable state services registered.
 function M.reset()
     M.stats = {}
+    M.requests = {}
     M.knobs = { latency_ms = {}, faults = {} }
     for _, fn in ipairs(M.resetters or {}) do fn() end
 end
@@ -83,10 +84,10 @@ function M.on_reset(fn)
 end
 
 
-local function fault_for(name)
+local function fault_for(name, listener)
     for i, f in ipairs(M.knobs.faults) do
-        if (f.route == name or f.route == "*" or name:find(f.route, 1, true) == 1) and
-            (f.count or 1) > 0 then
+        if (f.route == name or f.route == "*" or f.route == listener or
+            name:find(f.route, 1, true) == 1) and (f.count or 1) > 0 then
             f.count = (f.count or 1) - 1
             if f.count <= 0 then
                 table.remove(M.knobs.faults, i)
@@ -98,18 +99,23 @@ local function fault_for(name)
 end
 
 
---- Wraps a handler: counts it under name ("arm:GET /subscriptions"), applies latency and
--- injected faults, then runs it.
+--- Wraps a handler: counts it under name ("arm:GET /subscriptions") and under its listener,
+-- method and literal path ("kube:aks-aad POST /apis/apps/v1/namespaces/kube-system/deployments"),
+-- applies latency and injected faults, then runs it. Latency and faults are looked up by route
+-- name, then listener ("kube:aks-aad"), then service ("kube"), then "*".
 function M.wrap(name, handler)
+    local service = name:match("^([^:]+):")
     return function(req)
         M.stats[name] = (M.stats[name] or 0) + 1
-        local service = name:match("^([^:]+):")
-        local delay = M.knobs.latency_ms[name] or M.knobs.latency_ms[service] or
-            M.knobs.latency_ms["*"]
+        local listener = req.listener or service
+        local seen = listener .. " " .. req.method .. " " .. req.path
+        M.requests[seen] = (M.requests[seen] or 0) + 1
+        local lat = M.knobs.latency_ms
+        local delay = lat[name] or lat[listener] or lat[service] or lat["*"]
         if delay and delay > 0 then
             time.sleep(delay / 1000)
         end
-        local f = fault_for(name)
+        local f = fault_for(name, listener)
         if f then
             if f.drop then
                 -- A dropped connection: no answer at all, after `drop` seconds when a number.
@@ -143,7 +149,7 @@ function M.control_routes(routes)
     routes["GET /_sim/stats"] = function()
         local total = 0
         for _, n in pairs(M.stats) do total = total + n end
-        return 200, { counts = M.stats, total = total }
+        return 200, { counts = M.stats, total = total, requests = M.requests }
     end
     routes["POST /_sim/reset"] = function()
         M.reset()

@@ -69,6 +69,48 @@ return {
         { subscription = SUB, name = "rg-apps", location = "westeurope" },
         { subscription = SUB, name = "rg-data", location = "eastus" },
     },
+    -- Resource provider registrations that differ from the defaults (arm.lua's PROVIDERS:
+    -- Microsoft.ContainerService and most others Registered; KeyVault, ManagedIdentity,
+    -- OperationalInsights, Insights NotRegistered): namespace -> state for every subscription,
+    -- or namespace -> {subscription id -> state}. States: "NotRegistered", "Registered",
+    -- "Registering", "Unregistered". GET /subscriptions/{id}/providers/{ns} reads it; POST
+    -- .../providers/{ns}/register moves it to Registering, then Registered after the
+    -- register_delay_ms knob (default 0: the next GET). While a namespace is not Registered,
+    -- listing or reading its resources (and listClusterAdminCredential) is 409
+    -- MissingSubscriptionRegistration. Example:
+    --   providers = { ["Microsoft.ContainerService"] = { [SUB_OTHER] = "NotRegistered" } },
+    providers = {},
+    -- AKS clusters. Each has its own Kubernetes API server (kube.lua) on a loopback port.
+    --   subscription, resource_group, name, location, version ("1.29.4"), power ("Running")
+    --   local_accounts  false: disableLocalAccounts; listClusterAdminCredential is 400 and the
+    --                   API server refuses client certificates and the static token (Entra
+    --                   tokens only); also turns on aadProfile unless aad says otherwise
+    --   aad             AAD (Entra) integration shown in aadProfile; default: not local_accounts
+    --   metrics_server  true: AKS's managed metrics-server is deployed and Available; false: none
+    --                   (metrics.k8s.io absent until a client creates it); "unavailable": deployed
+    --                   but its Deployment never becomes Available (pods Pending, Progressing
+    --                   False ProgressDeadlineExceeded), APIService v1beta1.metrics.k8s.io False
+    --                   (MissingEndpoints), metrics.k8s.io answers 503
+    --   private         true: a private cluster. ARM shows apiServerAccessProfile
+    --                   .enablePrivateCluster = true, a privateFQDN
+    --                   "<dnsPrefix>-<8 hex>.<guid>.privatelink.<location>.azmk8s.io" and no fqdn;
+    --                   its kubeconfigs' server is https://<privateFQDN>:443, a name that never
+    --                   resolves (the simulated API server still listens on its loopback port)
+    --   public_fqdn     with private: true also keeps the public fqdn
+    --                   (enablePrivateClusterPublicFQDN); on a public cluster false drops fqdn
+    --   fqdn            overrides the public FQDN ("<dnsPrefix>-<8 hex>.hcp.<location>.azmk8s.io")
+    --   admin_cert      "expired": the client certificate of listClusterAdminCredential (and of
+    --                   listClusterUserCredential on local-account clusters) expired 35 days ago
+    --                   (valid from 400 days ago), and those kubeconfigs carry no static token; the
+    --                   API server answers 401 Unauthorized to that certificate
+    --   ca              "wrong": the kubeconfigs' certificate-authority-data is another CA (same
+    --                   name, other key) than the one that signed the API server's certificate,
+    --                   so a client that verifies TLS with it fails
+    --   unreachable     true: the kubeconfigs' server is https://127.0.0.1:<port> where nothing
+    --                   listens (connection refused at once)
+    -- sim.config.clusters[name] (config.json) has url and ca_file (where the API server really
+    -- listens and its CA) and server and kubeconfig_ca_file (what its kubeconfigs say).
+    -- scenarios/access.lua adds one cluster for each of these cases.
     clusters = {
         { subscription = SUB, resource_group = "rg-aks", name = "aks-prod", location = "eastus",
           version = "1.29.4", local_accounts = true, metrics_server = true, power = "Running" },
