@@ -7,6 +7,8 @@
 -- the running version keeps serving. GET /healthz and GET /readyz are built into the engine.
 local users = require "aurora.users"
 local azure = require "handlers.azure"
+local resources = require "handlers.resources"
+local costs = require "handlers.costs"
 local oauth = require "handlers.oauth"
 local clusters = require "handlers.clusters"
 
@@ -14,6 +16,8 @@ local route = users.route
 local routes = {
     ["POST /azure/login"] = route(azure.login),
     ["GET /azure/fetch_data"] = route(azure.fetch_data),
+    ["GET /azure/resources"] = route(resources.list),
+    ["GET /azure/costs"] = route(costs.get),
     ["GET /azure/clusters"] = route(clusters.list),
     ["GET /azure/clusters/{resourceGroup}/{name}"] = route(clusters.get),
     ["POST /azure/clusters/{resourceGroup}/{name}/metrics-server"] = route(clusters.deploy_metrics_server),
