@@ -22,6 +22,8 @@ local NO_ACCESS = { id = "7a8b9cad-becf-4d01-8c3d-4e5f6a7b8c94",
 local V = "?api-version=2022-11-01"
 local AKS = "/subscriptions/" .. SUB ..
     "/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/"
+local UNREGISTERED_SUB = "5061728a-94a5-4b6c-97d8-e9f0a1b2c3d4"
+local ACCESS = "tests/sim/scenarios/access.lua"
 local CONTRIBUTOR_ROLE = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 local READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 
@@ -458,6 +460,98 @@ T.test("user credentials: exec (kubelogin) or azure auth-provider for AAD cluste
     T.match(yaml, "\n    token: %x+\n")
     T.contains(yaml, "user: clusterUser_rg-aks_aks-prod")
 end)
+
+
+T.test("a private cluster has a privateFQDN and no fqdn; its kubeconfigs point there", function()
+    local sim = harness.start { scenario = ACCESS }
+    local tok = sim:token()
+    local status, body = arm(sim, "GET", AKS .. "aks-private" .. V, tok)
+    T.eq(status, 200)
+    local p = body.properties
+    T.eq(p.fqdn, nil)
+    T.eq(p.apiServerAccessProfile.enablePrivateCluster, true)
+    T.eq(p.apiServerAccessProfile.enablePrivateClusterPublicFQDN, false)
+    T.match(p.privateFQDN, "^" .. p.dnsPrefix:gsub("%-", "%%-") ..
+        "%-%x%x%x%x%x%x%x%x%.%x+%-%x+%-%x+%-%x+%-%x+%.privatelink%.westeurope%.azmk8s%.io$")
+    T.eq(select(2, arm(sim, "GET", AKS .. "aks-private" .. V, tok)).properties.privateFQDN,
+        p.privateFQDN, "stable")
+    for _, action in ipairs { "listClusterAdminCredential", "listClusterUserCredential" } do
+        local _, cred = arm(sim, "POST", AKS .. "aks-private/" .. action .. V, tok)
+        T.contains(decode_kubeconfig(cred), "    server: https://" .. p.privateFQDN .. ":443\n",
+            action)
+    end
+    -- The same cluster in the list, and a public cluster beside it.
+    local _, list = arm(sim, "GET", "/subscriptions/" .. SUB ..
+        "/providers/Microsoft.ContainerService/managedClusters" .. V, tok)
+    local by = {}
+    for _, c in ipairs(list.value) do by[c.name] = c.properties end
+    T.eq(by["aks-private"].privateFQDN, p.privateFQDN)
+    T.match(by["aks-prod"].fqdn, "^aks%-prod%-rg%-aks%-%x+%-%x%x%x%x%x%x%x%x%.hcp%.eastus%.azmk8s%.io$")
+    T.eq(by["aks-prod"].privateFQDN, nil)
+    T.eq(by["aks-prod"].apiServerAccessProfile, nil)
+    T.eq(by["aks-expired"].apiServerAccessProfile, nil, "the other access cases are public")
+end)
+
+
+T.test("admin_cert = expired: both credentials carry a certificate that has expired, no token",
+    function()
+        local sim = harness.start { scenario = ACCESS }
+        local tok = sim:token()
+        local ca = assert(crypto.load_cert(T.read_file(sim.config.clusters["aks-expired"].ca_file)))
+        for _, action in ipairs { "listClusterAdminCredential", "listClusterUserCredential" } do
+            local status, body = arm(sim, "POST", AKS .. "aks-expired/" .. action .. V, tok)
+            T.eq(status, 200, action)
+            local yaml = decode_kubeconfig(body)
+            local cert = assert(crypto.load_cert(crypto.b64decode(
+                yaml:match("client%-certificate%-data: (%S+)"))))
+            local now = os.time()
+            T.ok(math.abs(cert:not_after() - (now - 35 * 86400)) < 120, action)
+            T.ok(math.abs(cert:not_before() - (now - 400 * 86400)) < 120, action)
+            T.ok(cert:verify_signed_by(ca), action)
+            T.not_contains(yaml, "token:")
+        end
+    end)
+
+
+T.test("a subscription where Microsoft.ContainerService is NotRegistered: 409 until registered",
+    function()
+        local sim = harness.start { scenario = ACCESS }
+        local tok = sim:token()
+        local sub = "/subscriptions/" .. UNREGISTERED_SUB
+        local provider = sub .. "/providers/Microsoft.ContainerService"
+        local list = provider .. "/managedClusters" .. V
+        local status, body = arm(sim, "GET", provider .. "?api-version=2021-04-01", tok)
+        T.eq(status, 200)
+        T.eq(body.registrationState, "NotRegistered")
+        T.eq(body.registrationPolicy, "RegistrationRequired")
+        status, body = arm(sim, "GET", list, tok)
+        T.eq(status, 409)
+        T.eq(body.error.code, "MissingSubscriptionRegistration")
+        T.contains(body.error.message, "'Microsoft.ContainerService'")
+        T.eq(body.error.details[1].target, "Microsoft.ContainerService")
+        -- The other subscriptions keep theirs.
+        status, body = arm(sim, "GET", "/subscriptions/" .. SUB ..
+            "/providers/Microsoft.ContainerService?api-version=2021-04-01", tok)
+        T.eq(body.registrationState, "Registered")
+
+        sim:knobs { register_delay_ms = 400 }
+        status, body = arm(sim, "POST", provider .. "/register?api-version=2021-04-01", tok)
+        T.eq(status, 200)
+        T.eq(body.registrationState, "Registering")
+        T.eq(body.namespace, "Microsoft.ContainerService")
+        status, body = arm(sim, "GET", provider .. "?api-version=2021-04-01", tok)
+        T.eq(body.registrationState, "Registering")
+        T.eq((arm(sim, "GET", list, tok)), 409, "not yet")
+        require("aurora.time").sleep(0.5)
+        status, body = arm(sim, "GET", provider .. "?api-version=2021-04-01", tok)
+        T.eq(body.registrationState, "Registered")
+        status, body = arm(sim, "GET", list, tok)
+        T.eq(status, 200)
+        T.eq(body.value, {})
+        -- Registering again is harmless.
+        status, body = arm(sim, "POST", provider .. "/register?api-version=2021-04-01", tok)
+        T.eq(body.registrationState, "Registered")
+    end)
 
 
 T.test("role assignments list by principal; writing them needs Owner; reset restores them",

@@ -71,3 +71,24 @@ T.test("knobs inject faults with Retry-After, counters count, reset clears both"
     T.eq(json.decode(r2.body), { reset = true })
     T.eq(sim:stats().total, 0)
 end)
+
+
+T.test("stats count requests per listener, method and literal path; reset clears them", function()
+    local sim = harness.start()
+    local tok = sim:token()
+    for _ = 1, 2 do
+        assert(sim:request("arm", "GET", "/subscriptions/" .. sim.env.SIM_SUBSCRIPTION ..
+            "?api-version=2022-12-01", { bearer = tok }))
+    end
+    assert(sim:request("kube:aks-prod", "GET", "/version?timeout=5s"))
+    assert(sim:request("kube:aks-aad", "GET", "/version"))
+    local st = sim:stats()
+    T.eq(st.requests["arm GET /subscriptions/" .. sim.env.SIM_SUBSCRIPTION], 2)
+    T.eq(st.requests["kube:aks-prod GET /version"], 1, "no query string in the key")
+    T.eq(st.requests["kube:aks-aad GET /version"], 1)
+    T.eq(st.requests["login POST /" .. sim.env.SIM_TENANT .. "/oauth2/v2.0/token"], 1)
+    T.eq(st.counts["kube:GET /version"], 2, "route counts stay per route")
+    T.eq(st.total, 5, "the total counts routes, once per request")
+    assert(sim:request("arm", "POST", "/_sim/reset"))
+    T.eq(sim:stats().requests, {})
+end)

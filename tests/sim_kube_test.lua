@@ -4,13 +4,17 @@
 local T = require "aurora.test"
 local harness = require "sim.harness"
 local crypto = require "aurora.crypto"
+local http = require "aurora.http"
 local json = require "aurora.json"
 local secret = require "aurora.secret"
 local time = require "aurora.time"
+local yaml = require "aurora.yaml"
 
 local AKS_AAD_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
 local AAD_CLUSTER = "aks-aad"
 local MS_IMAGE = "registry.k8s.io/metrics-server/metrics-server:v0.9.0"
+local ACCESS = "tests/sim/scenarios/access.lua"
+local MANIFEST = "lua/manifests/metrics-server.yaml"
 
 
 -- The admin client certificate and key of the kubeconfig launch.lua wrote.
@@ -63,6 +67,34 @@ end
 
 local UNAUTHORIZED = { kind = "Status", apiVersion = "v1", metadata = {}, status = "Failure",
     message = "Unauthorized", reason = "Unauthorized", code = 401 }
+
+
+-- The admin kubeconfig ARM hands out for a cluster (listClusterAdminCredential), as
+-- {server, ca_pem, client_cert, client_key, token (or nil), yaml}.
+local function arm_kubeconfig(sim, cluster)
+    local res = assert(sim:request("arm", "POST", "/subscriptions/" .. sim.env.SIM_SUBSCRIPTION ..
+        "/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/" ..
+        cluster .. "/listClusterAdminCredential?api-version=2024-05-01", { bearer = sim:token() }))
+    T.eq(res.status, 200, res.body)
+    local text = crypto.b64decode(json.decode(res.body).kubeconfigs[1].value)
+    local function field(name)
+        local v = text:match("\n%s*" .. name:gsub("%-", "%%-") .. ": (%S+)")
+        return v
+    end
+    return { server = field("server"), ca_pem = crypto.b64decode(field("certificate-authority-data")),
+        client_cert = crypto.b64decode(field("client-certificate-data")),
+        client_key = crypto.b64decode(field("client-key-data")), token = field("token"),
+        yaml = text }
+end
+
+
+-- The Deployment's condition of the given type.
+local function condition(obj, ctype)
+    for _, c in ipairs((obj.status or {}).conditions or {}) do
+        if c.type == ctype then return c end
+    end
+    return nil
+end
 
 
 T.test("the API server answers 401 Unauthorized without credentials or with a bad token", function()
@@ -407,3 +439,242 @@ T.test("every cluster keeps its own objects", function()
     T.eq((kube(sim, AAD_CLUSTER, "GET", "/api/v1/namespaces/default/configmaps/only-here", tok)),
         404)
 end)
+
+
+-- ---- cluster access cases (scenarios/access.lua) --------------------------------------------
+
+T.test("an expired admin client certificate is refused with 401, even on /version", function()
+    local sim = harness.start { scenario = ACCESS }
+    local kc = arm_kubeconfig(sim, "aks-expired")
+    T.eq(kc.token, nil, "no static token: the certificate is the only credential")
+    local cert = assert(crypto.load_cert(kc.client_cert))
+    T.ok(cert:not_after() < os.time() - 30 * 86400, "expired a month ago")
+    T.ok(cert:verify_signed_by(assert(crypto.load_cert(kc.ca_pem))), "by the right CA")
+    T.eq(kc.server, sim.config.clusters["aks-expired"].url)
+    local creds = { client_cert = kc.client_cert, client_key = kc.client_key }
+    for _, path in ipairs { "/api/v1/namespaces", "/version", "/apis" } do
+        local status, body, res = kube(sim, "aks-expired", "GET", path, creds)
+        T.eq(status, 401, path)
+        T.eq(body, UNAUTHORIZED, path)
+        T.match(res.headers["content-type"], "^application/json")
+    end
+    -- As in kube-apiserver, another credential that works still does.
+    local status = kube(sim, "aks-expired", "GET", "/api/v1/namespaces", creds,
+        { bearer = aad_token(sim) })
+    T.eq(status, 200, "an Entra token alongside the expired certificate")
+    -- A certificate from the same CA that has not expired is fine on the same cluster.
+    T.eq((kube(sim, "aks-expired", "GET", "/api/v1/namespaces", cluster_credentials(sim,
+        "aks-expired", { CN = "masterclient", O = "system:masters" }))), 200)
+end)
+
+
+T.test("a kubeconfig with the wrong CA fails TLS verification; the right CA works", function()
+    local sim = harness.start { scenario = ACCESS }
+    local kc = arm_kubeconfig(sim, "aks-wrong-ca")
+    local cfg = sim.config.clusters["aks-wrong-ca"]
+    T.eq(kc.server, cfg.url, "the server is right, only the CA is not")
+    T.ne(kc.ca_pem, T.read_file(cfg.ca_file))
+    local wrong = assert(crypto.load_cert(kc.ca_pem))
+    local right = assert(crypto.load_cert(T.read_file(cfg.ca_file)))
+    T.eq(wrong:subject(), right:subject(), "same name, another key")
+    local res, msg, code = http.request { url = kc.server .. "/version", ca_pem = kc.ca_pem,
+        client_cert = kc.client_cert, client_key = kc.client_key, timeout = 10 }
+    T.eq(res, nil)
+    T.eq(code, "tls", msg)
+    res = assert(http.request { url = kc.server .. "/api/v1/namespaces", ca_file = cfg.ca_file,
+        client_cert = kc.client_cert, client_key = kc.client_key })
+    T.eq(res.status, 200, "the kubeconfig's client certificate is valid")
+end)
+
+
+T.test("an unreachable cluster's kubeconfig points where nothing listens: connect error at once",
+    function()
+        local sim = harness.start { scenario = ACCESS }
+        local kc = arm_kubeconfig(sim, "aks-unreachable")
+        local cfg = sim.config.clusters["aks-unreachable"]
+        T.match(kc.server, "^https://127%.0%.0%.1:%d+$")
+        T.ne(kc.server, cfg.url)
+        T.eq(cfg.server, kc.server)
+        local t0 = time.monotonic()
+        local res, msg, code = http.request { url = kc.server .. "/version", ca_pem = kc.ca_pem,
+            connect_timeout = 5, timeout = 5 }
+        T.eq(res, nil)
+        T.eq(code, "connect", msg)
+        T.ok(time.monotonic() - t0 < 1, "refused, not timed out")
+        T.eq((kube(sim, "aks-unreachable", "GET", "/version")), 200,
+            "the simulated API server itself still answers on its own port")
+    end)
+
+
+T.test("a private cluster's kubeconfig names its private FQDN on port 443", function()
+    local sim = harness.start { scenario = ACCESS }
+    local kc = arm_kubeconfig(sim, "aks-private")
+    T.match(kc.server, "^https://aks%-private%-[%w%-]+%-%x%x%x%x%x%x%x%x%.%x+%-%x+%-%x+%-%x+%-%x+" ..
+        "%.privatelink%.westeurope%.azmk8s%.io:443$")
+    T.eq(sim.config.clusters["aks-private"].server, kc.server)
+    T.eq((kube(sim, "aks-private", "GET", "/api/v1/namespaces", { client_cert = kc.client_cert,
+        client_key = kc.client_key })), 200, "reached on its loopback port, it is a cluster")
+end)
+
+
+T.test("metrics_server = unavailable: deployed, never Available, metrics.k8s.io answers 503",
+    function()
+        local sim = harness.start { scenario = ACCESS }
+        local c, creds = "aks-ms-broken", cluster_credentials(sim, "aks-ms-broken",
+            { CN = "masterclient", O = "system:masters" })
+        local status, body = kube(sim, c, "GET",
+            "/apis/apps/v1/namespaces/kube-system/deployments/metrics-server", creds)
+        T.eq(status, 200)
+        T.eq(condition(body, "Available").status, "False")
+        T.eq(condition(body, "Progressing").status, "False")
+        T.eq(condition(body, "Progressing").reason, "ProgressDeadlineExceeded")
+        T.eq(body.status.availableReplicas, nil)
+        T.eq(body.status.unavailableReplicas, 2)
+        status, body = kube(sim, c, "GET",
+            "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io", creds)
+        T.eq(status, 200)
+        T.eq(body.status.conditions[1].status, "False")
+        T.eq(body.status.conditions[1].reason, "MissingEndpoints")
+        status, body = kube(sim, c, "GET", "/apis/metrics.k8s.io/v1beta1/nodes", creds)
+        T.eq(status, 503)
+        T.eq(body.reason, "ServiceUnavailable")
+        status, body = kube(sim, c, "GET",
+            "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dmetrics-server", creds)
+        T.eq(#body.items, 2)
+        T.eq(body.items[1].status.phase, "Pending")
+        T.eq((kube(sim, c, "POST", "/apis/apps/v1/namespaces/kube-system/deployments", creds,
+            { json = { apiVersion = "apps/v1", kind = "Deployment",
+                metadata = { name = "metrics-server" } } })), 409, "it is there already")
+        T.eq((kube(sim, "aks-prod", "GET", "/apis/metrics.k8s.io/v1beta1/nodes",
+            admin_credentials(sim))), 200, "metrics_server = true is still Available")
+    end)
+
+
+-- ---- the metrics-server manifest Aurora ships -----------------------------------------------
+
+local COLLECTIONS = {
+    ServiceAccount = "/api/v1/namespaces/%s/serviceaccounts",
+    ClusterRole = "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    RoleBinding = "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/rolebindings",
+    ClusterRoleBinding = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+    Service = "/api/v1/namespaces/%s/services",
+    Deployment = "/apis/apps/v1/namespaces/%s/deployments",
+    APIService = "/apis/apiregistration.k8s.io/v1/apiservices",
+}
+
+
+T.test("the metrics-server manifest is release v0.7.2's objects, in creation order", function()
+    local docs = assert(yaml.decode_all(T.read_file(MANIFEST)))
+    local got = {}
+    for i, d in ipairs(docs) do
+        got[i] = d.kind .. " " .. (d.metadata.namespace and d.metadata.namespace .. "/" or "") ..
+            d.metadata.name
+        T.eq(d.metadata.labels["k8s-app"], "metrics-server", got[i])
+    end
+    T.eq(got, { "ServiceAccount kube-system/metrics-server",
+        "ClusterRole system:aggregated-metrics-reader", "ClusterRole system:metrics-server",
+        "RoleBinding kube-system/metrics-server-auth-reader",
+        "ClusterRoleBinding metrics-server:system:auth-delegator",
+        "ClusterRoleBinding system:metrics-server", "Service kube-system/metrics-server",
+        "Deployment kube-system/metrics-server", "APIService v1beta1.metrics.k8s.io" })
+    local reader = docs[2]
+    for _, verb in ipairs { "view", "edit", "admin" } do
+        T.eq(reader.metadata.labels["rbac.authorization.k8s.io/aggregate-to-" .. verb], "true")
+    end
+    T.eq(reader.rules, { { apiGroups = { "metrics.k8s.io" }, resources = { "pods", "nodes" },
+        verbs = { "get", "list", "watch" } } })
+    T.eq(docs[3].rules, { { apiGroups = { "" }, resources = { "nodes/metrics" },
+        verbs = { "get" } }, { apiGroups = { "" }, resources = { "pods", "nodes" },
+        verbs = { "get", "list", "watch" } } })
+    T.eq(docs[4].roleRef, { apiGroup = "rbac.authorization.k8s.io", kind = "Role",
+        name = "extension-apiserver-authentication-reader" })
+    T.eq(docs[5].roleRef.name, "system:auth-delegator")
+    T.eq(docs[7].spec.ports, { { name = "https", port = 443, protocol = "TCP",
+        targetPort = "https" } })
+    local pod = docs[8].spec.template.spec
+    local c = pod.containers[1]
+    T.eq(c.image, "registry.k8s.io/metrics-server/metrics-server:v0.7.2")
+    T.eq(c.args, { "--cert-dir=/tmp", "--secure-port=10250",
+        "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+        "--kubelet-use-node-status-port", "--metric-resolution=15s" })
+    T.eq(c.ports, { { containerPort = 10250, name = "https", protocol = "TCP" } })
+    T.eq(c.resources, { requests = { cpu = "100m", memory = "200Mi" } })
+    T.eq(c.livenessProbe.httpGet.path, "/livez")
+    T.eq(c.readinessProbe.httpGet.path, "/readyz")
+    T.eq(c.securityContext.readOnlyRootFilesystem, true)
+    T.eq(c.securityContext.runAsNonRoot, true)
+    T.eq(pod.priorityClassName, "system-cluster-critical")
+    T.eq(pod.serviceAccountName, "metrics-server")
+    T.eq(pod.nodeSelector, { ["kubernetes.io/os"] = "linux" })
+    T.eq(pod.volumes[1].name, "tmp-dir")
+    T.eq(docs[9].spec, { group = "metrics.k8s.io", version = "v1beta1",
+        groupPriorityMinimum = 100, versionPriority = 100, insecureSkipTLSVerify = true,
+        service = { name = "metrics-server", namespace = "kube-system" } })
+end)
+
+
+T.test("the manifest's objects POSTed in order bring metrics.k8s.io up on a cluster without it",
+    function()
+        local sim = harness.start()
+        sim:knobs { metrics_delay_ms = 400 }
+        local tok = aad_token(sim)
+        T.eq((kube(sim, AAD_CLUSTER, "GET", "/apis/metrics.k8s.io/v1beta1/nodes", tok)), 404)
+        for _, d in ipairs(assert(yaml.decode_all(T.read_file(MANIFEST)))) do
+            local path = string.format(COLLECTIONS[d.kind], d.metadata.namespace)
+            local status, body = kube(sim, AAD_CLUSTER, "POST", path, tok, { json = d })
+            T.eq(status, 201, d.kind .. ": " .. tostring(body and body.message))
+            T.eq(body.kind, d.kind)
+            T.eq(body.metadata.name, d.metadata.name)
+        end
+        local status, body = kube(sim, AAD_CLUSTER, "GET",
+            "/apis/apps/v1/namespaces/kube-system/deployments/metrics-server", tok)
+        T.eq(body.spec.template.spec.containers[1].image,
+            "registry.k8s.io/metrics-server/metrics-server:v0.7.2")
+        T.eq(condition(body, "Available").status, "False")
+        T.eq((kube(sim, AAD_CLUSTER, "GET", "/apis/metrics.k8s.io/v1beta1/nodes", tok)), 503)
+        time.sleep(0.6)
+        status, body = kube(sim, AAD_CLUSTER, "GET",
+            "/apis/apps/v1/namespaces/kube-system/deployments/metrics-server", tok)
+        T.eq(condition(body, "Available").status, "True")
+        status, body = kube(sim, AAD_CLUSTER, "GET",
+            "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io", tok)
+        T.eq(body.status.conditions[1].status, "True")
+        status, body = kube(sim, AAD_CLUSTER, "GET", "/apis/metrics.k8s.io/v1beta1/nodes", tok)
+        T.eq(status, 200)
+        T.eq(#body.items, 3)
+        -- Counted per cluster, method and path: each object was POSTed once, on aks-aad only.
+        local req = sim:stats().requests
+        T.eq(req["kube:aks-aad POST /apis/apps/v1/namespaces/kube-system/deployments"], 1)
+        T.eq(req["kube:aks-aad POST /apis/rbac.authorization.k8s.io/v1/clusterroles"], 2)
+        T.eq(req["kube:aks-aad POST /apis/apiregistration.k8s.io/v1/apiservices"], 1)
+        T.eq(req["kube:aks-prod POST /apis/apps/v1/namespaces/kube-system/deployments"], nil)
+        T.eq(req["kube:aks-aad GET /apis/metrics.k8s.io/v1beta1/nodes"], 3)
+        -- A second run finds everything there.
+        local again = assert(yaml.decode_all(T.read_file(MANIFEST)))[8]
+        T.eq((kube(sim, AAD_CLUSTER, "POST", "/apis/apps/v1/namespaces/kube-system/deployments",
+            tok, { json = again })), 409)
+    end)
+
+
+T.test("latency_ms applies to the API servers: for all of them, or one cluster's listener",
+    function()
+        local sim = harness.start()
+        local creds = admin_credentials(sim)
+        local tok = aad_token(sim)
+        local function timed(cluster, c)
+            local t0 = time.monotonic()
+            T.eq((kube(sim, cluster, "GET", "/api/v1/namespaces", c)), 200)
+            return time.monotonic() - t0
+        end
+        sim:knobs { latency_ms = { kube = 200 } }
+        T.ok(timed("aks-prod", creds) >= 0.2, "kube: every cluster")
+        T.ok(timed(AAD_CLUSTER, tok) >= 0.2, "kube: every cluster")
+        T.eq(assert(sim:request("arm", "POST", "/_sim/reset")).status, 200)
+        sim:knobs { latency_ms = { ["kube:aks-aad"] = 300 } }
+        T.ok(timed(AAD_CLUSTER, tok) >= 0.3, "the listener's own latency")
+        T.ok(timed("aks-prod", creds) < 0.25, "the other cluster is not slowed")
+        -- A fault for one listener.
+        sim:knobs { faults = { { route = "kube:aks-aad", status = 503, count = 1 } } }
+        T.eq((kube(sim, AAD_CLUSTER, "GET", "/api/v1/namespaces", tok)), 503)
+        T.eq((kube(sim, AAD_CLUSTER, "GET", "/api/v1/namespaces", tok)), 200)
+    end)
