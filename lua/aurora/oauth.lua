@@ -72,7 +72,8 @@ end
 --- The delegated scopes for a scope name of aurora.cloud ("arm" by default): the cloud's ARM
 -- user_impersonation (or the resource's .default for another name) and M.OIDC_SCOPES.
 -- Returns the space-separated scope, or nil, msg, code when the cloud is misconfigured.
--- Example: oauth.scope() --> "https://management.azure.com/user_impersonation offline_access openid profile"
+-- Example: oauth.scope()
+--     --> "https://management.azure.com/user_impersonation offline_access openid profile"
 function M.scope(scope_name)
     local c, msg, code = cloud.current()
     if not c then return nil, msg, code end

@@ -157,13 +157,17 @@ function M.status(req, uid)
     if not oauth.configured() then return not_configured(req) end
     local info, msg, code = oauth.info(uid)
     if not info then
-        if msg then return fail(req, "storage_failed", { status = 0, code = code, message = msg }) end
+        if msg then
+            return fail(req, "storage_failed", { status = 0, code = code, message = msg })
+        end
         return 200, { connected = false, method = json.null }
     end
     local tok, err = oauth.token(uid, "arm")
     if not tok then
         if err.what == "store" then return fail(req, "storage_failed", err) end
-        if err.what == "not_connected" then return 200, { connected = false, method = json.null } end
+        if err.what == "not_connected" then
+            return 200, { connected = false, method = json.null }
+        end
         -- invalid_grant: the refresh token expired or was revoked; the user signs in again.
         return fail(req, grant_failure_kind(err), err)
     end
