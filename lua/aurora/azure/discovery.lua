@@ -17,6 +17,7 @@
 -- older than half their TTL. Reference: docs/api.md, "GET /azure/resources".
 local arm = require "aurora.azure.arm"
 local account = require "aurora.azure.account"
+local env = require "aurora.env"
 local json = require "aurora.json"
 local log = require "aurora.log"
 local shared = require "aurora.shared"
@@ -25,8 +26,11 @@ local timer = require "aurora.timer"
 
 local M = {}
 
-M.TTL = 300              -- seconds a complete inventory is served from the cache
-M.PARTIAL_TTL = 60       -- ... and one where some category failed
+-- Seconds a complete inventory is served from the cache (AURORA_RESOURCES_TTL, default 300),
+-- and one where some category failed (at most a minute).
+M.TTL = env.int("AURORA_RESOURCES_TTL", 300) or 300
+if M.TTL < 1 then M.TTL = 300 end
+M.PARTIAL_TTL = math.min(60, M.TTL)
 M.GRAPH_PAGE = 1000      -- Resource Graph $top (its maximum)
 M.FETCH_TOTAL = 25       -- seconds a fetch on a request may take (the request deadline is 30)
 M.BACKGROUND_TOTAL = 120 -- seconds a background refresh may take
