@@ -7,7 +7,7 @@ local json = require "aurora.json"
 local time = require "aurora.time"
 local yaml = require "aurora.yaml"
 
-local DEPLOY_POST = "POST /apis/apps/v1/namespaces/kube-system/deployments"
+local DEPLOY_POST = "kube:aks-aad POST /apis/apps/v1/namespaces/kube-system/deployments"
 
 -- GET /azure/clusters until every cluster's access (and, with `metrics`, metrics-server status)
 -- is settled or pred(rows) holds; returns the rows by name.
@@ -33,12 +33,8 @@ local function settle(call, opts, pred)
     end
 end
 
-local function scenario(dir, edit)
-    local path = dir .. "/scenario.lua"
-    T.write_file(path, 'local s = dofile("tests/sim/scenarios/default.lua")\n' .. edit ..
-        "\nreturn s\n")
-    return path
-end
+local ACCESS = "tests/sim/scenarios/access.lua"
+local UNREGISTERED_SUB = "5061728a-94a5-4b6c-97d8-e9f0a1b2c3d4"
 
 T.test("the list answers at once with pending clusters, then the admin and Entra paths", function()
     local sim, call, stop = connector.start()
@@ -58,7 +54,7 @@ T.test("the list answers at once with pending clusters, then the admin and Entra
     T.eq(by["aks-aad"].localAccountsDisabled, true)
     -- Ask mode: missing is reported, nothing is deployed.
     T.eq(by["aks-aad"].metricsServer.status, "missing")
-    T.eq(connector.count(sim, "kube", DEPLOY_POST), 0)
+    T.eq(connector.requests(sim, DEPLOY_POST), 0)
     T.not_contains(json.encode(by), "BEGIN")
 end)
 
@@ -78,7 +74,7 @@ T.test("Do mode deploys the metrics-server once, even with concurrent requests",
         return b["aks-aad"] and b["aks-aad"].metricsServer.status == "installed"
     end)
     T.eq(by["aks-prod"].metricsServer.status, "installed")
-    T.eq(connector.count(sim, "kube", DEPLOY_POST), 1)
+    T.eq(connector.requests(sim, DEPLOY_POST), 1)
     -- The objects created are the manifest's.
     local text = T.read_file("lua/manifests/metrics-server.yaml")
     local docs = assert(yaml.decode_all(text))
@@ -96,7 +92,7 @@ T.test("Do mode deploys the metrics-server once, even with concurrent requests",
     T.eq(dep.spec.template.spec.containers[1].args, want.spec.template.spec.containers[1].args)
     -- Later lists do not deploy again.
     settle(call, { mode = "do" })
-    T.eq(connector.count(sim, "kube", DEPLOY_POST), 1)
+    T.eq(connector.requests(sim, DEPLOY_POST), 1)
 end)
 
 T.test("POST metrics-server: Ask mode is refused, Do mode deploys and reports, 409 counts as present", function()
@@ -159,7 +155,7 @@ T.test("Kubernetes quantities", function()
     T.eq(aks.quantity("2"), 2)
     T.eq(aks.quantity("1Ki"), 1024)
     T.eq(aks.quantity("1536Mi"), 1536 * 1024 * 1024)
-    T.eq(aks.quantity("100n"), 100e-9)
+    T.ok(math.abs(aks.quantity("100n") - 100e-9) < 1e-15)
     T.eq(aks.quantity("1e3"), 1000)
     T.eq(aks.quantity("1k"), 1000)
     T.eq(aks.quantity("x"), nil)
@@ -172,3 +168,74 @@ T.test("Kubernetes quantities", function()
         metadata = {} }), "/apis/apiregistration.k8s.io/v1/apiservices")
 end)
 
+
+T.test("private, unreachable, wrong-CA and expired-certificate clusters are reported as such", function()
+    local sim, call, stop = connector.start(nil, ACCESS)
+    T.defer(stop)
+    connector.login(sim, call)
+    local by = settle(call, {})
+    local p = by["aks-private"]
+    T.eq(p.private, true)
+    T.eq(p.access, "unreachable")
+    T.contains(p.accessReason, "private cluster")
+    T.eq(p.accessError.error, "Admin credentials failed")
+    T.eq(p.accessError.upstream.code, "private_cluster")
+    T.contains(p.accessError.solution[1], "private")
+    -- Nothing tried to reach the private API server (its name was never looked up either:
+    -- no credential was even asked for).
+    T.eq(connector.requests(sim, "arm POST /subscriptions/" .. sim.env.SIM_SUBSCRIPTION ..
+        "/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/" ..
+        "aks-private/listClusterAdminCredential"), 0)
+
+    local w = by["aks-wrong-ca"]
+    T.eq(w.access, "unreachable")
+    T.contains(w.accessReason, "TLS verification failed")
+    T.eq(w.accessError.upstream.code, "cluster_tls")
+    T.eq(w.metricsServer.status, "unknown")
+
+    local u = by["aks-unreachable"]
+    T.eq(u.access, "unreachable")
+    T.contains(u.accessReason, "cannot connect")
+    T.eq(u.accessError.upstream.code, "cluster_unreachable")
+
+    -- The expired admin certificate is never presented; Entra ID access is used instead, and
+    -- the reason says why.
+    local e = by["aks-expired"]
+    T.eq(e.access, "aad")
+    T.contains(e.accessReason, "expired")
+
+    local b = by["aks-ms-broken"]
+    T.eq(b.access, "admin")
+    T.eq(b.metricsServer.status, "failed")
+    T.contains(b.metricsServer.reason, "not Available")
+    -- A broken metrics-server is not deployed over, even in Do mode.
+    settle(call, { mode = "do" })
+    T.eq(connector.requests(sim, "kube:aks-ms-broken POST /apis/apps/v1/namespaces/kube-system/deployments"), 0)
+    T.eq(by["aks-prod"].access, "admin")
+    T.not_contains(json.encode(by), "BEGIN")
+end)
+
+T.test("the resource provider is checked in Ask mode and registered in Do mode", function()
+    local sim, call, stop = connector.start(nil, ACCESS)
+    T.defer(stop)
+    connector.login(sim, call)
+    local res = call("POST", "/api/azure-subscriptions", { json = { projects = {
+        { projectId = sim.env.SIM_SUBSCRIPTION, enabled = true },
+        { projectId = UNREGISTERED_SUB, enabled = true } } } })
+    T.eq(res.status, 200, res.body)
+    local function state()
+        local tok = assert(sim:token())
+        local r = assert(sim:request("arm", "GET", "/subscriptions/" .. UNREGISTERED_SUB ..
+            "/providers/Microsoft.ContainerService?api-version=2021-04-01", { bearer = tok }))
+        return json.decode(r.body).registrationState
+    end
+    settle(call, {})
+    time.sleep(0.3)
+    T.eq(state(), "NotRegistered")
+    settle(call, { mode = "do" })
+    local deadline = time.monotonic() + 10
+    while state() ~= "Registered" and state() ~= "Registering" do
+        if time.monotonic() > deadline then T.fail("the provider was not registered") end
+        time.sleep(0.1)
+    end
+end)

@@ -84,6 +84,10 @@ local function caller_key(ctx)
     return ctx.uid .. "|" .. ctx.gen .. "|" .. ctx.mode
 end
 
+local function client_key(ctx, c, kind)
+    return caller_key(ctx) .. "|" .. lower(c.id) .. "|" .. kind
+end
+
 local function status_key(ctx, c)
     return "st|" .. caller_key(ctx) .. "|" .. lower(c.id)
 end
@@ -193,7 +197,7 @@ end
 -- A client for cluster c of kind "admin" or "aad", reused while its credentials are good.
 -- Returns client, or nil, err (an ARM or kubeconfig failure).
 local function client_for(ctx, c, kind)
-    local ckey = caller_key(ctx) .. "|" .. lower(c.id) .. "|" .. kind
+    local ckey = client_key(ctx, c, kind)
     local cl = clients[ckey]
     if cl and cl.good_until > time.now() then return cl end
     forget_client(ckey)
@@ -208,7 +212,7 @@ local function client_for(ctx, c, kind)
     if not cur then return nil, perr end
     local u = cur.user or {}
     local set = settings(c)
-    cl = { kind = kind, name = c.name, resourceGroup = c.resourceGroup,
+    cl = { kind = kind, id = c.id, name = c.name, resourceGroup = c.resourceGroup,
         server = cur.cluster.server:gsub("/+$", ""), ca_pem = cur.cluster.ca_pem,
         insecure = set.insecure_skip_tls_verify == true,
         good_until = time.now() + M.CRED_MAX_AGE }
@@ -264,7 +268,7 @@ local function try(ctx, c, kind)
                 " failed: " .. tostring(err.message) }
     end
     if client.not_after and client.not_after <= time.now() then
-        forget_client(caller_key(ctx) .. "|" .. lower(c.id) .. "|" .. kind)
+        forget_client(client_key(ctx, c, kind))
         return nil, { access = "refused", reason = "the admin client certificate expired on " ..
             time.iso8601(math.floor(client.not_after)) .. "; rotate the cluster certificates (az aks rotate-certs)",
             upstream = { status = 0, code = "certificate_expired", message = "client certificate expired" } }
@@ -276,7 +280,7 @@ local function try(ctx, c, kind)
             code = body.code == "tls" and "cluster_tls" or "cluster_unreachable", message = reason } }
     end
     if st == 401 then
-        forget_client(caller_key(ctx) .. "|" .. lower(c.id) .. "|" .. kind)
+        forget_client(client_key(ctx, c, kind))
         return nil, { access = "refused", reason = (kind == "admin" and "the client certificate" or
             "the Entra ID token") .. " was refused: " .. kube_message(st, body),
             upstream = { status = st, code = "Unauthorized", message = kube_message(st, body) } }
@@ -309,7 +313,10 @@ function M.connect(ctx, c)
         first = probe
     end
     local client, probe = try(ctx, c, "aad")
-    if client then return client, probe, "aad" end
+    if client then
+        if first then probe.note = "admin credential refused (" .. first.reason .. "); using Entra ID" end
+        return client, probe, "aad"
+    end
     if probe.access == "refused" then probe.access = "forbidden" end
     if first then probe.reason = first.reason .. "; then Entra ID access: " .. probe.reason end
     return nil, probe
@@ -344,8 +351,9 @@ function M.detect(ctx, client, probe)
     end
     if st == 200 then
         local why = avail and (avail.message or avail.reason) or "no Available condition yet"
-        return { status = "deploying", reason = "the metrics-server Deployment is not Available: " ..
-            tostring(why) }
+        -- Ours while a deployment runs; someone else's (or a broken one) otherwise.
+        return { status = status:get("deploy|" .. lower(client.id)) and "deploying" or "failed",
+            reason = "the metrics-server Deployment is not Available: " .. tostring(why) }
     end
     if st ~= 404 then return { status = "failed", reason = kube_message(st, dep) } end
     return { status = "missing" }
@@ -441,7 +449,7 @@ local function job(ctx, c, deploy_now)
         save(ctx, c, rec)
         return rec
     end
-    rec = { access = access, server = client.server }
+    rec = { access = access, server = client.server, accessReason = probe.note }
     rec.metricsServer = M.detect(ctx, client, probe)
     save(ctx, c, rec)
     if rec.metricsServer.status == "missing" and deploy_now then
@@ -483,7 +491,7 @@ end
 
 --- Starts background jobs for the clusters whose status is unknown or stale (or all with
 -- force), unless one already runs for that cluster and caller. Never waits.
-function M.refresh(ctx, list, force)
+function M.refresh(ctx, list, force, subscriptions)
     local todo = {}
     for _, c in ipairs(list) do
         local key = status_key(ctx, c)
@@ -494,13 +502,13 @@ function M.refresh(ctx, list, force)
             todo[#todo + 1] = c
         end
     end
+    M.check_provider(ctx, subscriptions or {})
     if #todo == 0 then return 0 end
     pool(todo, M.CONCURRENCY, function(c)
         local ok, err = pcall(job, ctx, c, ctx.mode == "do")
         status:delete("lock|" .. status_key(ctx, c))
         if not ok then error(err, 0) end
     end)
-    M.check_provider(ctx, list)
     return #todo
 end
 
@@ -523,7 +531,7 @@ end
 -- nil, outcome.
 function M.client(ctx, c)
     for _, kind in ipairs { "admin", "aad" } do
-        local cl = clients[caller_key(ctx) .. "|" .. lower(c.id) .. "|" .. kind]
+        local cl = clients[client_key(ctx, c, kind)]
         if cl and cl.good_until > time.now() then return cl, kind end
     end
     local client, probe, access = M.connect(ctx, c)
@@ -584,14 +592,10 @@ end
 
 -- ---- the resource provider -------------------------------------------------------------------
 
---- Checks, in the background, that Microsoft.ContainerService is registered on each subscription
--- of the clusters (and registers it in Do mode). The state is kept per caller and subscription.
-function M.check_provider(ctx, list)
-    local subs, seen = {}, {}
-    for _, c in ipairs(list) do
-        local s = lower(c.subscriptionId)
-        if s ~= "" and not seen[s] then seen[s] = true; subs[#subs + 1] = c.subscriptionId end
-    end
+--- Checks, in the background, that Microsoft.ContainerService is registered on each of the
+-- subscriptions (ids), and registers it in Do mode. The state is kept per caller and
+-- subscription for M.STATUS_TTL; see M.provider.
+function M.check_provider(ctx, subs)
     for _, sub in ipairs(subs) do
         local key = "prov|" .. caller_key(ctx) .. "|" .. lower(sub)
         if status:add(key, json.encode({ state = "checking" }), M.STATUS_TTL) then

@@ -34,12 +34,14 @@ end
 local function context(req, uid)
     local main, ro, e = account.load(req, uid)
     if not main then return nil, e end
-    return aks.context(uid, account.mode(req), main, ro)
+    local ctx = aks.context(uid, account.mode(req), main, ro)
+    ctx.subs = account.enabled_set(uid, main)
+    return ctx
 end
 
 -- The clusters of the enabled subscriptions (cached): rows, hit, or nil, {error answer}.
 local function clusters(req, ctx, refresh)
-    local ids = account.enabled_set(ctx.uid, ctx.main)
+    local ids = ctx.subs
     local key = "clusters:" .. ctx.uid .. ":" .. ctx.gen .. ":" .. (ctx.ro and "ro" or "rw") ..
         ":" .. table.concat(ids, ",")
     if not refresh then
@@ -53,6 +55,11 @@ local function clusters(req, ctx, refresh)
         local items, aerr = arm.list(tok, "/subscriptions/" .. sub ..
             "/providers/Microsoft.ContainerService/managedClusters",
             { ["api-version"] = arm.API_VERSIONS.managed_clusters })
+        -- A subscription where Microsoft.ContainerService is not registered has no clusters;
+        -- the provider check (aurora.aks) registers it in Do mode.
+        if not items and type(aerr) == "table" and aerr.code == "MissingSubscriptionRegistration" then
+            items = {}
+        end
         if not items then
             tok:close()
             return nil, { fail(req, "clusters_failed", aerr) }
@@ -86,7 +93,7 @@ function M.list(req, uid)
     local refresh = is_refresh(req)
     local rows, hit = clusters(req, ctx, refresh)
     if not rows then return table.unpack(hit) end
-    aks.refresh(ctx, rows, refresh)
+    aks.refresh(ctx, rows, refresh, ctx.subs)
     for _, c in ipairs(rows) do with_status(ctx, c) end
     return 200, rows, { ["X-Cache"] = hit and "hit" or "miss" }
 end

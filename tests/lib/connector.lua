@@ -54,4 +54,10 @@ function M.count(sim, prefix, needle)
     return n
 end
 
+--- How often the simulator saw "LISTENER METHOD /literal/path"
+--- ("kube:aks-aad POST /apis/apps/v1/namespaces/kube-system/deployments").
+function M.requests(sim, key)
+    return sim:stats().requests[key] or 0
+end
+
 return M
