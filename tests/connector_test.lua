@@ -772,6 +772,35 @@ T.test("a failed store write during a new login puts the previous records back (
 end)
 
 
+T.test("a new login without read-only credentials removes the old ones, or changes nothing " ..
+    "when it cannot (Vault)", function()
+    local sim = harness.start()
+    local call = serve(sim, vault_env(sim))
+    local with_ro = good(sim, { readOnlyCredentials = { clientId = READER_ID,
+        clientSecret = READER_SECRET } })
+    T.eq(call("POST", "/azure/login", { json = with_ro }).status, 200)
+    T.eq(vault_read(sim, "users/u1/azure-readonly").clientId, READER_ID)
+    -- The delete of users/u1/azure-readonly fails once: the whole login is undone.
+    sim:knobs { faults = { { route = "vault:DELETE /v1/{mount}/metadata/{p1}/{p2}/{p3}/{p4}",
+        status = 503, count = 1, body = { errors = { "Vault is sealed" } } } } }
+    local res = call("POST", "/azure/login", { json = good(sim) })
+    T.eq(res.status, 503, res.body)
+    T.eq(res.json.code, "storage_failed")
+    T.eq(vault_read(sim, "users/u1/azure-readonly").clientId, READER_ID, "still there")
+    T.eq(call("GET", "/azure/fetch_data").json.credentials.ask, true)
+    local _, n = project_set(call("GET", "/api/azure-subscriptions"))
+    T.eq(n, 1, "reads still on the Reader")
+    -- Without the fault the same login removes them, and reads go back to the main principal.
+    res = call("POST", "/azure/login", { json = good(sim) })
+    T.eq(res.status, 200, res.body)
+    T.eq(res.json.read_only, false)
+    T.eq(vault_read(sim, "users/u1/azure-readonly"), nil)
+    T.eq(call("GET", "/azure/fetch_data").json.credentials.ask, false)
+    _, n = project_set(call("GET", "/api/azure-subscriptions"))
+    T.eq(n, 3)
+end)
+
+
 T.test("when a previous record cannot be read (Vault sealed), login writes nothing", function()
     local sim = harness.start()
     local call = serve(sim, vault_env(sim))

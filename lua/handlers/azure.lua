@@ -201,12 +201,15 @@ function M.login(req, uid)
             end
         end
     end
+    -- A record this login does not have (false) is deleted in the same sequence, so a failed
+    -- delete is undone like a failed write and never leaves an earlier login's read-only
+    -- credentials or token beside these.
     local writes = {
         { path(uid, "azure"), stored_fields(c) },
         { path(uid, "subscriptions"), { enabled = enabled } },
+        { path(uid, "azure-readonly"), ro and stored_fields(ro) or false },
+        { path(uid, "tokens/arm"), token_rec or false },
     }
-    if ro then writes[#writes + 1] = { path(uid, "azure-readonly"), stored_fields(ro) } end
-    if token_rec then writes[#writes + 1] = { path(uid, "tokens/arm"), token_rec } end
     -- If a write fails, put back what was there: a failed re-login keeps the old connection.
     local before = {}
     for i, w in ipairs(writes) do
@@ -217,17 +220,17 @@ function M.login(req, uid)
         before[i] = v or false
     end
     for i, w in ipairs(writes) do
-        local v, msg, code = secrets.put(w[1], w[2])
+        local v, msg, code = true, nil, nil
+        if w[2] then v, msg, code = secrets.put(w[1], w[2])
+        elseif before[i] then v, msg, code = secrets.delete(w[1]) end
         if not v then
             for j = 1, i do
                 if before[j] then secrets.put(writes[j][1], before[j])
-                else secrets.delete(writes[j][1]) end
+                elseif writes[j][2] then secrets.delete(writes[j][1]) end
             end
             return fail(req, "storage_failed", { status = 0, code = code, message = msg })
         end
     end
-    if not ro then secrets.delete(path(uid, "azure-readonly")) end
-    if not token_rec then secrets.delete(path(uid, "tokens/arm")) end
     bump(uid)
     return 200, { message = "Azure credentials validated and stored",
         subscription_id = sub.subscriptionId, subscription_name = sub.displayName,
