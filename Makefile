@@ -23,7 +23,7 @@ OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
 LIB_OBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
 CTESTS := $(patsubst tests/c/%.c,$(BUILD)/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps test ctests run install asan bench demo clean format
+.PHONY: all deps test ctests run install asan bench demo clean format fuzz
 
 all: aurora
 
@@ -87,6 +87,35 @@ asan: deps conformance-deps
 	    build-asan/aurora $(patsubst $(BUILD)/%,build-asan/%,$(CTESTS))
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    LSAN_OPTIONS=suppressions=tests/lsan.supp AURORA=build-asan/aurora BUILD=build-asan sh tests/run
+
+# libFuzzer on the YAML loader and the kubeconfig reader (tests/fuzz/fuzz_kubeconfig.c): only the
+# C core they need, no Lua, built with clang into build-fuzz/. New corpus entries go to
+# build-fuzz/corpus; the seeds in tests/fuzz/corpus/kubeconfig stay as they are. Any crash,
+# sanitizer report, leak, timeout or out-of-memory fails the target.
+FUZZ_SECONDS ?= 600
+FUZZ_DIR := build-fuzz
+FUZZ_OBJS := $(patsubst %,$(FUZZ_DIR)/%.o,yaml kubeconfig crypto buf secret aurora)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+              -Iinclude $(FUZZ_SAN) $(shell pkg-config --cflags yaml-0.1 openssl 2>/dev/null)
+
+$(FUZZ_DIR)/%.o: src/%.c $(wildcard include/aurora/*.h)
+	@mkdir -p $(FUZZ_DIR)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz_kubeconfig: tests/fuzz/fuzz_kubeconfig.c $(FUZZ_OBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ \
+	    $(shell pkg-config --libs yaml-0.1 openssl 2>/dev/null) -lm
+
+fuzz: deps
+	$(MAKE) deps DEB_PKGS="$(ASAN_PKGS)"
+	$(MAKE) $(FUZZ_DIR)/fuzz_kubeconfig
+	mkdir -p $(FUZZ_DIR)/corpus
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(FUZZ_DIR)/fuzz_kubeconfig -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	    -max_len=65536 -detect_leaks=1 -timeout=20 -print_final_stats=1 \
+	    -dict=tests/fuzz/kubeconfig.dict -artifact_prefix=$(FUZZ_DIR)/ \
+	    $(FUZZ_DIR)/corpus tests/fuzz/corpus/kubeconfig
 
 bench: deps aurora
 	sh bench/run
