@@ -171,6 +171,34 @@ T.test("Entra ID codes the map sends elsewhere keep the map's kind: AADSTS500011
 end)
 
 
+T.test("a wrong secret of the read-only credentials says so, and nothing is stored", function()
+    local sim = harness.start()
+    local call = serve(sim)
+    local res = call("POST", "/azure/login", { json = creds(sim, { readOnlyCredentials = {
+        clientId = "9e0f1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2c", clientSecret = "not-the-reader-0815" } }) })
+    check(res, { status = 401, error = "Invalid Azure credentials", code = "invalid_credentials",
+        step = "secret's Value", secrets = { "not-the-reader-0815", sim.env.SIM_CLIENT_SECRET },
+        upstream = { status = 401, code = "AADSTS7000215", correlation = true,
+            message = "readOnlyCredentials: AADSTS7000215: Invalid client secret provided." } })
+    T.eq(call("GET", "/azure/fetch_data").status, 401, "nothing stored")
+end)
+
+
+T.test("a throttled login endpoint is a 502 token failure: the map does not pass 429 through",
+    function()
+        local sim = harness.start()
+        local call = serve(sim)
+        sim:knobs { faults = { { route = TOKEN_ROUTE, status = 429, retry_after = 30,
+            body = { message = "Too many requests" } } } }
+        local res = call("POST", "/azure/login", { json = creds(sim) })
+        check(res, { status = 502, error = "Failed to get Azure token", code = "token_failed",
+            step = "throttling or unavailable", secrets = { sim.env.SIM_CLIENT_SECRET },
+            upstream = { status = 429, code = "unavailable", correlation = false } })
+        T.eq(res.headers["retry-after"], nil)
+        T.eq(map.kinds.token_failed.throttle, nil, "as the map says")
+    end)
+
+
 -- ---- No enabled subscription found ------------------------------------------------------
 
 T.test("a given subscription that is Disabled is 403 No enabled subscription found", function()

@@ -170,8 +170,10 @@ function M.login(req, uid)
         local rtok, rerr = identity.token(rcred, "arm")
         close(rcred)
         if not rtok then
+            -- Say whose token failed; the answer shows Entra's description when there is one.
             if type(rerr) == "table" then
-                rerr.message = "readOnlyCredentials: " .. tostring(rerr.message or rerr.description)
+                local f = rerr.description and "description" or "message"
+                rerr[f] = "readOnlyCredentials: " .. tostring(rerr[f])
             end
             return token_error(req, rerr)
         end
