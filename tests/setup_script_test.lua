@@ -195,12 +195,23 @@ T.test("the bash setup script run by the real Azure CLI against the simulator pr
 end)
 
 
-T.test("the Aurora app serves the setup scripts without a user id", function()
-    local s = T.server { app = "lua" }
-    for _, path in ipairs { "/azure/setup-script", "/azure/setup-script-ps1" } do
+T.test("the Aurora app serves the setup scripts without a user id, byte for byte", function()
+    local s = T.server { app = "lua", env = { AURORA_API_TOKEN = "tok-setup" } }
+    local files = { ["/azure/setup-script"] = SCRIPT, ["/azure/setup-script-ps1"] = PS1 }
+    for path, file in pairs(files) do
         local res = assert(s:request("GET", path))
         T.eq(res.status, 200, path)
+        T.eq(res.body, T.read_file(file), path)
         T.match(res.headers["content-disposition"], "attachment")
         T.match(res.headers["cache-control"], "no%-store")
+        T.ok(res.headers["x-request-id"], "an X-Request-ID")
+    end
+    -- The connector's own routes still need the token and a user.
+    T.eq(assert(s:request("GET", "/azure/fetch_data")).status, 401)
+    if have("shellcheck") then
+        local dir = T.tmpdir()
+        T.write_file(dir .. "/served.sh", assert(s:request("GET", "/azure/setup-script")).body)
+        local code, out = run({ "shellcheck", "--shell=bash", dir .. "/served.sh" })
+        T.eq(code, 0, out)
     end
 end)
