@@ -140,6 +140,24 @@ metadata: {name: web, namespace: shop}
     T.ok(json.is_array(yaml.decode_all("")))
 end)
 
+T.test("decode_all reads the metrics-server manifest the app ships", function()
+    local text = assert(T.read_file("lua/manifests/metrics-server.yaml"))
+    local docs = assert(yaml.decode_all(text))
+    local kinds = 0
+    for _ in text:gmatch("\nkind: ") do kinds = kinds + 1 end
+    if text:sub(1, 6) == "kind: " then kinds = kinds + 1 end
+    local seen = 0
+    for _, d in ipairs(docs) do
+        if d ~= json.null then
+            seen = seen + 1
+            T.match(d.kind, "^%u%a+$")
+            T.ok(d.apiVersion)
+            T.ok(d.metadata.name)
+        end
+    end
+    T.eq(seen, kinds)
+end)
+
 T.test("anchors and aliases expand into independent copies; merge keys stay keys", function()
     local v = yaml.decode([[
 defaults: &d
