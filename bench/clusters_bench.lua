@@ -40,19 +40,21 @@ return s
     local pending = 0
     for _, c in ipairs(res.json) do if c.access == "pending" then pending = pending + 1 end end
 
-    local resolved, counts
+    local resolved, counts, reasons
     while true do
         local r = call("GET", "/azure/clusters")
         T.eq(r.status, 200, r.body)
         counts = {}
         local left = 0
+        reasons = {}
         for _, c in ipairs(r.json) do
             counts[c.access] = (counts[c.access] or 0) + 1
+            if c.accessReason then reasons[c.accessReason] = (reasons[c.accessReason] or 0) + 1 end
             if c.access == "pending" then left = left + 1 end
         end
         if left == 0 then resolved = time.monotonic() - t0; break end
         if time.monotonic() - t0 > 60 then T.fail("clusters still pending after 60 s: " .. left) end
-        time.sleep(0.005)
+        time.sleep(tonumber(os.getenv("BENCH_POLL") or "") or 0.02)
     end
 
     local warm = {}
@@ -75,5 +77,6 @@ return s
         ms(warm[10]), ms(warm[20])))
     print(string.format("  every access status known after %s = %.1f round trips; %s",
         ms(resolved), resolved / rtt, table.concat(parts, ", ")))
+    for why, n in pairs(reasons) do print(string.format("  %d x %s", n, why)) end
     T.ok(pending > 0 or cold < 10 * rtt, "the cold list did not wait for per-cluster work")
 end)

@@ -1006,8 +1006,18 @@ end
 -- The client certificate lines of a local-account kubeconfig, plus the static token of user
 -- (clusterAdmin, clusterUser). With admin_cert = "expired" the certificate ran out 35 days ago
 -- and there is no token, so the expired certificate is the only credential.
+-- Issued client certificates by cluster and user: like AKS, a cluster's credentials stay the
+-- same until its certificates are rotated (and RSA key generation would stall the simulator).
+local issued = {}
+local client_key
+
 local function client_cert_lines(c, ca, user)
-    local key = crypto.generate_key("rsa", 2048)
+    local memo = c.name .. "\n" .. user
+    if issued[memo] then return table.move(issued[memo], 1, #issued[memo], 1, {}) end
+    -- One RSA key for every client certificate of this simulator process: generating a 2048-bit
+    -- key takes tens of milliseconds, which would stall a worker that serves 100 clusters.
+    client_key = client_key or crypto.generate_key("rsa", 2048)
+    local key = client_key
     local spec = { key = key, subject = { CN = "masterclient", O = "system:masters" },
         ca_cert = ca.cert, ca_key = ca.key, usage = "client", days = 730 }
     local expired = c.admin_cert == "expired"
@@ -1022,8 +1032,8 @@ local function client_cert_lines(c, ca, user)
     if not expired then
         lines[#lines + 1] = "token: " .. M.cluster_token(c.name, user)
     end
-    key:close()
     cert:close()
+    issued[memo] = table.move(lines, 1, #lines, 1, {})
     return lines
 end
 
