@@ -218,7 +218,5 @@ int luaopen_aurora_yaml(lua_State *L)
     luaL_newlib(L, funcs);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
-    lua_pushinteger(L, AURORA_YAML_MAX_BYTES);
-    lua_setfield(L, -2, "MAX_BYTES");
     return 1;
 }
