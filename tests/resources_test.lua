@@ -241,6 +241,34 @@ T.test("Resource Graph forbidden (403): the per-type lists give the same items, 
     end)
 
 
+T.test("one failed Resource Graph query is made up by list calls for what it covered", function()
+    local path = scenario_file([[
+s.resource_groups[#s.resource_groups + 1] = { subscription = "]] .. SUB_DISABLED .. [[",
+    name = "rg-legacy", location = "northeurope" }
+s.vms[#s.vms + 1] = { subscription = "]] .. SUB_DISABLED .. [[", resource_group = "rg-legacy",
+    name = "vm-legacy", location = "northeurope", size = "Standard_B2s", os = "Linux" }
+]])
+    local sim, call = start(path)
+    local both = { projects = { { projectId = SUB, enabled = true },
+        { projectId = SUB_DISABLED, enabled = true } } }
+    T.eq(call("POST", "/api/azure-subscriptions", { json = both }).status, 200)
+    local graph = call("GET", "/azure/resources").json
+    T.eq(graph.source, "resource_graph")
+    T.eq(graph.total, 20)
+    T.eq(arm_calls(sim, GRAPH), 3)
+    -- Three queries run (one per subscription, one for the groups); the first to arrive fails.
+    sim:knobs { faults = { { route = GRAPH, status = 503, code = "ServiceUnavailable", count = 1,
+        retry_after = 30 } } }
+    local b = call("GET", "/azure/resources?refresh=1").json
+    T.eq(b.source, "mixed")
+    T.eq(b.graphError.code, "ServiceUnavailable")
+    T.eq(b.errors, {})
+    T.eq(b.summary, graph.summary)
+    T.eq(names(b.items), names(graph.items))
+    T.ok(arm_calls(sim, "arm:GET /subscriptions/{sub}/") > 0, "list calls made up for it")
+end)
+
+
 T.test("one category forbidden on the fallback is reported in errors; the others answer",
     function()
         local sim, call = start()
@@ -379,7 +407,9 @@ T.test("a cache hit makes no ARM call; refresh=1 and a new subscription set read
     local want = { SUB, SUB_DISABLED }
     table.sort(want)
     T.eq(res.json.subscriptions, want)
-    T.eq(arm_calls(sim, GRAPH), 6)
+    -- One resources query per subscription (batches of at most three run in parallel), and
+    -- the resource groups query.
+    T.eq(arm_calls(sim, GRAPH), 4 + 3)
 end)
 
 
@@ -471,11 +501,25 @@ T.test("a generated scenario of 5,000 resources is discovered completely and cor
             if d.name ~= "master" then add("sql_database", { subscription = x.subscription, name = d.name }) end
         end
     end
-    local total = 0
+    local total, per_sub = 0, {}
     for _, c in ipairs(CATEGORIES) do
         table.sort(want[c])
         total = total + #want[c]
     end
+    -- Resource Graph rows per subscription (resource groups are queried apart).
+    local function count_sub(list, extra)
+        for _, x in ipairs(list) do
+            if enabled[x.subscription] then
+                per_sub[x.subscription] = (per_sub[x.subscription] or 0) + 1 +
+                    (extra and extra(x) or 0)
+            end
+        end
+    end
+    for _, k in ipairs { "clusters", "vms", "vm_scale_sets", "storage_accounts", "vnets", "nsgs",
+        "container_groups", "sites" } do
+        count_sub(s[k])
+    end
+    count_sub(s.sql_servers, function(x) return #(x.databases or {}) end)
     T.ok(total > 4000, "most of the 5,000 resources are in subscriptions the principal sees")
 
     local t0 = time.monotonic()
@@ -490,8 +534,21 @@ T.test("a generated scenario of 5,000 resources is discovered completely and cor
         T.eq(first.summary[c], #want[c], c)
         T.eq(names(items, c), want[c], c)
     end
-    -- Resource Graph pages of 1,000 rows, followed through $skipToken.
-    T.eq(arm_calls(sim, GRAPH), math.ceil((total - #want.resource_group) / 1000) + 1)
+    -- Resource Graph pages of 1,000 rows, followed through $skipToken: the subscriptions (in
+    -- sorted order) dealt round-robin into three parallel queries, plus one resource groups
+    -- query (one page).
+    local subs = {}
+    for id in pairs(enabled) do subs[#subs + 1] = id end
+    table.sort(subs)
+    T.eq(#subs, 5)
+    local batch_rows = { 0, 0, 0 }
+    for i, id in ipairs(subs) do
+        batch_rows[(i - 1) % 3 + 1] = batch_rows[(i - 1) % 3 + 1] + (per_sub[id] or 0)
+    end
+    local pages_want = 1
+    for _, rows in ipairs(batch_rows) do pages_want = pages_want + math.max(1, math.ceil(rows / 1000)) end
+    T.ok(pages_want >= 7, "several pages per query")
+    T.eq(arm_calls(sim, GRAPH), pages_want)
     T.eq(arm_calls(sim, LIST), 0)
     -- Each item normalised: a category's own fields are there.
     local n = by_name(items)

@@ -32,10 +32,16 @@ M.TTL = env.int("AURORA_RESOURCES_TTL", 300) or 300
 if M.TTL < 1 then M.TTL = 300 end
 M.PARTIAL_TTL = math.min(60, M.TTL)
 M.GRAPH_PAGE = 1000      -- Resource Graph $top (its maximum)
+-- Resource Graph queries for resources run in parallel, each over a batch of the
+-- subscriptions (Microsoft's throttling guidance: batch by subscription, query in parallel;
+-- the quota is about 15 queries per 5 seconds per user). One subscription: one query.
+M.GRAPH_PARALLEL = 3
+M.GRAPH_SHARE = 0.6      -- part of a fetch's time Resource Graph may use before the fallback
 M.FETCH_TOTAL = 25       -- seconds a fetch on a request may take (the request deadline is 30)
 M.BACKGROUND_TOTAL = 120 -- seconds a background refresh may take
 M.LOCK_TTL = 150         -- seconds a "fetch running" mark lives (a crashed fetch frees it)
 M.WAIT_STEP = 0.05       -- seconds between looks at the cache while another fetch runs
+M.MEMO_MAX = 4           -- decoded inventories each worker keeps (see `memo` below)
 
 local cache = shared.dict("azure_inventory", { max_items = 2000, max_bytes = 256 * 1024 * 1024 })
 local locks = shared.dict("azure_inventory_locks", { max_items = 10000 })
@@ -346,19 +352,21 @@ local function category_error(errors, t, err, sub)
 end
 
 
--- The fallback: per-type list calls for each subscription (only the types in `want`), then the
--- databases of each SQL server. Appends normalised items to items and errors per category.
-local function fetch_lists(tok, subs, want, items, errors, total)
+-- The fallback: list calls for each {sub, t} of plan (t: an entry of M.TYPES), then the
+-- databases of each SQL server found when the plan has the databases type. Appends normalised
+-- items to items and errors per category.
+local function fetch_lists(tok, plan, items, errors, total)
     local jobs, meta = {}, {}
-    for _, sub in ipairs(subs) do
-        for _, t in ipairs(M.TYPES) do
-            if want[t] and t.list then
-                local rows = {}
-                local q = api(t)
-                for k, v in pairs(t.query or {}) do q[k] = v end
-                jobs[#jobs + 1] = list_job("/subscriptions/" .. sub .. t.list, q, rows)
-                meta[#jobs] = { t = t, sub = sub, rows = rows }
-            end
+    local dbt = BY_TYPE["microsoft.sql/servers/databases"]
+    local want_db = false
+    for _, p in ipairs(plan) do
+        if p.t == dbt then want_db = true end
+        if p.t.list then
+            local rows = {}
+            local q = api(p.t)
+            for k, v in pairs(p.t.query or {}) do q[k] = v end
+            jobs[#jobs + 1] = list_job("/subscriptions/" .. p.sub .. p.t.list, q, rows)
+            meta[#jobs] = { t = p.t, sub = p.sub, rows = rows }
         end
     end
     local deadline = time.monotonic() + total
@@ -378,8 +386,7 @@ local function fetch_lists(tok, subs, want, items, errors, total)
             category_error(errors, m.t, r, m.sub)
         end
     end
-    local dbt = BY_TYPE["microsoft.sql/servers/databases"]
-    if not want[dbt] or #servers == 0 then return end
+    if not want_db or #servers == 0 then return end
     jobs, meta = {}, {}
     for _, s in ipairs(servers) do
         local rows = {}
@@ -421,31 +428,42 @@ function M.fetch(tok, subs, total)
     local t0 = time.monotonic()
     local items, errors = {}, {}
     local resources_q, groups_q = graph_queries()
-    local res_rows, rg_rows = {}, {}
-    local graph = arm.pages_many(tok, { graph_job(subs, resources_q, res_rows),
-        graph_job(subs, groups_q, rg_rows) }, { total = total * 0.4 })
-    local want, graph_error = {}, nil
-    if graph[1] == true then
-        add_rows(res_rows, items)
-    else
-        graph_error = graph[1]
-        for _, t in ipairs(M.TYPES) do
-            if not t.container then want[t] = true end
+    -- Jobs 1..n: the resources of a batch of subscriptions each; job n + 1: resource groups.
+    local batches, jobs, rows = {}, {}, {}
+    local n = math.min(M.GRAPH_PARALLEL, #subs)
+    for i, sub in ipairs(subs) do
+        local b = (i - 1) % n + 1
+        batches[b] = batches[b] or {}
+        table.insert(batches[b], sub)
+    end
+    for i, batch in ipairs(batches) do
+        rows[i] = {}
+        jobs[i] = graph_job(batch, resources_q, rows[i])
+    end
+    rows[n + 1] = {}
+    jobs[n + 1] = graph_job(subs, groups_q, rows[n + 1])
+    local graph = arm.pages_many(tok, jobs, { total = total * M.GRAPH_SHARE })
+    -- What Resource Graph could not answer comes from the list calls.
+    local plan, graph_error, answered = {}, nil, 0
+    for i, r in ipairs(graph) do
+        if r == true then
+            add_rows(rows[i], items)
+            answered = answered + 1
+        else
+            graph_error = graph_error or r
+            for _, sub in ipairs(i <= n and batches[i] or subs) do
+                for _, t in ipairs(M.TYPES) do
+                    if (i <= n) ~= (t.container == true) then plan[#plan + 1] = { sub = sub, t = t } end
+                end
+            end
         end
     end
-    if graph[2] == true then
-        add_rows(rg_rows, items)
-    else
-        graph_error = graph_error or graph[2]
-        want[BY_TYPE["microsoft.resources/resourcegroups"]] = true
-    end
     local source = "resource_graph"
-    if next(want) then
+    if #plan > 0 then
         log.info("resource graph failed; listing through the resource providers",
             { status = graph_error.status, code = graph_error.code })
-        fetch_lists(tok, subs, want, items, errors,
-            math.max(1, total - (time.monotonic() - t0)))
-        source = (graph[1] ~= true and graph[2] ~= true) and "arm" or "mixed"
+        fetch_lists(tok, plan, items, errors, math.max(1, total - (time.monotonic() - t0)))
+        source = answered == 0 and "arm" or "mixed"
     end
 
     local failed = 0
@@ -496,10 +514,38 @@ function M.key(uid, ro, subs)
 end
 
 
+-- This VM's decoded copies of recent inventories: key -> {stamp, inv, used}. Decoding a
+-- 10,000-item inventory takes tens of milliseconds, so a request checks the small "stamp:" entry
+-- written with each inventory and reuses its copy while the stamp matches. Losing it (a reload)
+-- costs one decode.
+local memo, memo_clock = {}, 0
+
+local function remember(key, inv)
+    memo_clock = memo_clock + 1
+    memo[key] = { stamp = inv.fetchedAtEpoch, inv = inv, used = memo_clock }
+    local n, oldest = 0, nil
+    for k, m in pairs(memo) do
+        n = n + 1
+        if not oldest or m.used < memo[oldest].used then oldest = k end
+    end
+    if n > M.MEMO_MAX then memo[oldest] = nil end
+end
+
+
 local function cached(key)
+    local stamp = cache:get("stamp:" .. key)
+    if not stamp then return nil end
+    local m = memo[key]
+    if m and m.stamp == stamp then
+        memo_clock = memo_clock + 1
+        m.used = memo_clock
+        return m.inv
+    end
     local text = cache:get(key)
-    if not text then return nil end
-    return json.decode(text)
+    local inv = text and json.decode(text)
+    if type(inv) ~= "table" then return nil end
+    remember(key, inv)
+    return inv
 end
 
 
@@ -513,7 +559,12 @@ local function fetch_and_store(key, uid, main, ro, subs, total)
     local text, msg = json.encode(inv)
     if text then
         local ok, serr = cache:set(key, text, inv.ttl)
-        if not ok then log.warn("inventory not cached", { reason = serr, bytes = #text }) end
+        if ok then
+            cache:set("stamp:" .. key, inv.fetchedAtEpoch, inv.ttl)
+            remember(key, inv)
+        else
+            log.warn("inventory not cached", { reason = serr, bytes = #text })
+        end
     else
         log.warn("inventory not cached", { reason = msg })
     end
