@@ -433,15 +433,27 @@ local function schedule_refresh(key, cred, url, scope, window, persist, fp)
 end
 
 
--- The token-cache key of cred and a scope name, with the token URL, scope and credential
--- fingerprint it is made of; or nil, err.
+-- The fingerprint kept in a saved token record: the same in every process and replica (the
+-- in-memory one is keyed with a per-process random key), so a restart finds its token again.
+-- The record is encrypted in the secret store beside the credential itself, so a hash keyed
+-- with the credential's ids gives nothing away.
+local function record_fingerprint(cred, fp)
+    if not cred.secret then return fp end
+    return "r:" .. crypto.hex(crypto.hmac_sha256("aurora token record\n" .. cred.tenant .. "\n" ..
+        cred.client_id, cred.secret))
+end
+
+
+-- The token-cache key of cred and a scope name, with the token URL, scope and the credential
+-- fingerprint for saved records; or nil, err.
 local function cache_key(cred, c, scope_name)
     local scope = cloud.scope(c, scope_name)
     local url, umsg = token_url(cred)
     if not url then return nil, failure("invalid", umsg) end
     local fp, fmsg = fingerprint(cred)
     if not fp then return nil, failure("invalid", "the certificate does not load: " .. fmsg) end
-    return table.concat({ "identity", url, cred.client_id, fp, scope }, "\n"), url, scope, fp
+    return table.concat({ "identity", url, cred.client_id, fp, scope }, "\n"), url, scope,
+        record_fingerprint(cred, fp)
 end
 
 
