@@ -1003,14 +1003,15 @@ local function kubeconfig(c, ca, user_name, user_lines)
 end
 
 
--- The client certificate lines of a local-account kubeconfig, plus the static token of user
--- (clusterAdmin, clusterUser). With admin_cert = "expired" the certificate ran out 35 days ago
--- and there is no token, so the expired certificate is the only credential.
 -- Issued client certificates by cluster and user: like AKS, a cluster's credentials stay the
 -- same until its certificates are rotated (and RSA key generation would stall the simulator).
 local issued = {}
 local client_key
 
+
+-- The client certificate lines of a local-account kubeconfig, plus the static token of user
+-- (clusterAdmin, clusterUser). With admin_cert = "expired" the certificate ran out 35 days ago
+-- and there is no token, so the expired certificate is the only credential.
 local function client_cert_lines(c, ca, user)
     local memo = c.name .. "\n" .. user
     if issued[memo] then return table.move(issued[memo], 1, #issued[memo], 1, {}) end
