@@ -269,6 +269,22 @@ s.vms[#s.vms + 1] = { subscription = "]] .. SUB_DISABLED .. [[", resource_group 
 end)
 
 
+T.test("Resource Graph throttling (429, x-ms-user-quota-*) is waited out, not fallen back from",
+    function()
+        local sim, call = start()
+        -- One query per 5-second window: the second of the two parallel queries is throttled.
+        sim:knobs { arg_quota = 1 }
+        local t0 = time.monotonic()
+        local res = call("GET", "/azure/resources")
+        T.eq(res.status, 200, res.body)
+        T.eq(res.json.source, "resource_graph")
+        T.eq(res.json.total, 18)
+        T.eq(arm_calls(sim, GRAPH), 3)
+        T.eq(arm_calls(sim, LIST), 0)
+        T.ok(time.monotonic() - t0 >= 1, "waited for the quota window")
+    end)
+
+
 T.test("one category forbidden on the fallback is reported in errors; the others answer",
     function()
         local sim, call = start()

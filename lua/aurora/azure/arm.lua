@@ -1,5 +1,6 @@
 -- Azure Resource Manager helper: GET one resource or a whole list (every nextLink followed),
--- with bounded retries for throttling (429, Retry-After honoured), 5xx and connection failures.
+-- POST a query, or run several paged reads at once (pages_many), with bounded retries for
+-- throttling (429, Retry-After honoured), 5xx and connection failures.
 -- Only idempotent reads go through here, so a retry never repeats a write.
 --
 -- Failures return nil, err, code where err = {status, code, message, correlation_id,
@@ -76,10 +77,16 @@ local function backoff(attempt)
     return d / 2 + math.random() * d / 2          -- "equal jitter"
 end
 
--- Seconds a throttled or failing reply asks us to wait: the largest of Retry-After and the
--- x-ms-ratelimit-*-retry-after headers (Cost Management sends several of its own), or nil.
+-- Seconds a throttled or failing reply asks us to wait: the largest of Retry-After, the
+-- x-ms-ratelimit-*-retry-after headers (Cost Management sends several of its own) and Resource
+-- Graph's x-ms-user-quota-resets-after ("hh:mm:ss"), or nil.
 local function retry_after(headers)
     local best = tonumber(headers["retry-after"])
+    local h, m, sec = (headers["x-ms-user-quota-resets-after"] or ""):match("^(%d+):(%d+):(%d+)")
+    if h then
+        local n = tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(sec)
+        if not best or n > best then best = n end
+    end
     for name, v in pairs(headers) do
         if name:find("^x%-ms%-ratelimit%-.*retry%-after$") then
             local n = tonumber(v)
