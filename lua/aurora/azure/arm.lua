@@ -235,7 +235,10 @@ function M.pages_many(tok, jobs, opts)
         local now = time.monotonic()
         local batch, which, soonest = {}, {}, nil
         for i, st in pairs(state) do
-            if st.at <= now then
+            if now >= deadline then
+                out[i], state[i] = { status = 0, code = "timeout", message = "gave up after " ..
+                    st.pages .. " pages: the call's time ran out", attempts = st.attempt }, nil
+            elseif st.at <= now then
                 if #batch < M.MAX_PARALLEL then
                     local method = jobs[i].method
                     batch[#batch + 1] = { url = st.url, bearer = tok, method = method,
