@@ -352,7 +352,7 @@ T.test("filters by category, resource group and location, case-insensitively", f
     T.eq(res.status, 200, res.body)
     T.eq(names(res.json.items), { "vm-web-1", "vm-web-2" })
     T.eq(res.json.summary, { virtual_machine = 2 })
-    res = call("GET", "/azure/resources?category=VM,Storage-Accounts,nsg")
+    res = call("GET", "/azure/resources?category=VMs,Storage-Accounts,nsg")
     T.eq(names(res.json.items), { "nsg-aks", "staurorasim01", "vm-web-1", "vm-web-2" })
     T.eq(res.json.summary, { virtual_machine = 2, storage_account = 1, network_security_group = 1 })
     res = call("GET", "/azure/resources?resourceGroup=RG-APPS")

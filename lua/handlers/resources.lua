@@ -37,7 +37,8 @@ local function categories(req, text)
     local set, n = {}, 0
     for word in text:gmatch("[^,]+") do
         local w = word:gsub("^%s+", ""):gsub("%s+$", ""):lower():gsub("-", "_")
-        local c = KNOWN[w] or M.CATEGORY_ALIASES[w] or KNOWN[w:gsub("s$", "")]
+        local one = w:gsub("s$", "")
+        local c = KNOWN[w] or M.CATEGORY_ALIASES[w] or KNOWN[one] or M.CATEGORY_ALIASES[one]
         if not c then
             return bad(req, "category", "'" .. word .. "' is not a category; use one of: " ..
                 table.concat(discovery.CATEGORIES, ", "))
