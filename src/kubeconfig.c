@@ -208,8 +208,8 @@ static int no_file(parser *p, const aurora_yaml_node *m, const char *key, const 
 {
     if (absent(aurora_yaml_get(m, key)))
         return 0;
-    return fail(p, AURORA_E_INVALID, "file references are not supported: %s%s%s", path,
-                DOT(path), key);
+    return fail(p, AURORA_E_INVALID, "file references are not supported: %s%s%s", path, DOT(path),
+                key);
 }
 
 /*
@@ -317,8 +317,8 @@ static int secret_name(const char *name)
 }
 
 /* Fills one pair from a name and a scalar value node. Returns 0 or an aurora_err. */
-static int fill_pair(parser *p, aurora_kube_pair *pair, const char *name,
-                     const aurora_yaml_node *v, const char *path)
+static int fill_pair(parser *p, aurora_kube_pair *pair, const char *name, const aurora_yaml_node *v,
+                     const char *path)
 {
     pair->name = strdup(name);
     if (!pair->name)
@@ -736,8 +736,8 @@ int aurora_kubeconfig_parse(const char *text, size_t n, const aurora_kube_opts *
         rc = read_list(&p, root, "clusters", sizeof(*cfg->clusters), (void **)&cfg->clusters,
                        &cfg->nclusters, read_cluster_v);
     if (!rc)
-        rc = read_list(&p, root, "users", sizeof(*cfg->users), (void **)&cfg->users,
-                       &cfg->nusers, read_user_v);
+        rc = read_list(&p, root, "users", sizeof(*cfg->users), (void **)&cfg->users, &cfg->nusers,
+                       read_user_v);
     if (!rc)
         rc = read_list(&p, root, "contexts", sizeof(*cfg->contexts), (void **)&cfg->contexts,
                        &cfg->ncontexts, read_context_v);

@@ -231,8 +231,8 @@ static void push_config(lua_State *L, const aurora_kubeconfig *cfg)
  * unknown option or a bad value. Stack: unchanged. */
 static void read_opts(lua_State *L, int idx, aurora_kube_opts *o)
 {
-    static const char *const names[] = {"max_bytes", "max_depth", "max_nodes", "max_scalar",
-                                        "max_expanded", "context", NULL};
+    static const char *const names[] = {"max_bytes",    "max_depth", "max_nodes", "max_scalar",
+                                        "max_expanded", "context",   NULL};
     size_t *fields[] = {&o->limits.max_bytes, &o->limits.max_depth, &o->limits.max_nodes,
                         &o->limits.max_scalar, &o->limits.max_expanded};
     size_t i;
@@ -248,8 +248,8 @@ static void read_opts(lua_State *L, int idx, aurora_kube_opts *o)
             if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), names[i]) == 0)
                 break;
         if (!names[i])
-            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'",
-                                                  luaL_tolstring(L, -1, NULL)));
+            luaL_argerror(L, idx,
+                          lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
     }
     for (i = 0; i < AURORA_COUNT(fields); i++) {
         int isint = 0;
@@ -258,11 +258,12 @@ static void read_opts(lua_State *L, int idx, aurora_kube_opts *o)
         if (lua_getfield(L, idx, names[i]) != LUA_TNIL) {
             v = lua_tointegerx(L, -1, &isint);
             if (!isint || v < 1)
-                luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be a positive integer",
-                                                      names[i]));
+                luaL_argerror(
+                    L, idx, lua_pushfstring(L, "option '%s' must be a positive integer", names[i]));
             if (i == 1 && v > AURORA_YAML_DEPTH_CEILING)
-                luaL_argerror(L, idx, lua_pushfstring(L, "option 'max_depth' must be at most %d",
-                                                      AURORA_YAML_DEPTH_CEILING));
+                luaL_argerror(L, idx,
+                              lua_pushfstring(L, "option 'max_depth' must be at most %d",
+                                              AURORA_YAML_DEPTH_CEILING));
             *fields[i] = (size_t)v;
         }
         lua_pop(L, 1);

@@ -48,10 +48,10 @@ typedef struct loader {
     yaml_parser_t parser;
     const char *text; /* the input, to turn byte offsets into lines */
     size_t n;
-    frame *stack;             /* open sequences and mappings, innermost last */
+    frame *stack; /* open sequences and mappings, innermost last */
     size_t depth, stack_cap;
-    aurora_yaml_node *root;   /* the document being built */
-    size_t nodes, bytes;      /* totals of the stream so far, aliases expanded */
+    aurora_yaml_node *root; /* the document being built */
+    size_t nodes, bytes;    /* totals of the stream so far, aliases expanded */
     anchors a;
     aurora_yaml_doc *doc;
     size_t docs_cap;
@@ -298,6 +298,16 @@ static aurora_yaml_node *anchor_get(const anchors *a, const char *name)
 
 /* ---- scalars ---------------------------------------------------------------------------- */
 
+/* 1 when c is a digit of base 8, 10 or 16. */
+static int is_digit(unsigned char c, int base)
+{
+    if (base == 8)
+        return c >= '0' && c <= '7';
+    if (base == 10)
+        return c >= '0' && c <= '9';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
 /* Digits of base in s[0..n), at least one. */
 static int all_digits(const char *s, size_t n, int base)
 {
@@ -305,16 +315,9 @@ static int all_digits(const char *s, size_t n, int base)
 
     if (!n)
         return 0;
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        int ok = base == 8    ? (c >= '0' && c <= '7')
-                 : base == 10 ? (c >= '0' && c <= '9')
-                              : (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-                                    (c >= 'A' && c <= 'F');
-
-        if (!ok)
+    for (i = 0; i < n; i++)
+        if (!is_digit((unsigned char)s[i], base))
             return 0;
-    }
     return 1;
 }
 
@@ -608,9 +611,9 @@ static int on_scalar(loader *ld, yaml_event_t *ev)
     int rc;
 
     if (len > ld->lim.max_scalar)
-        return fail(ld, AURORA_E_TOO_LARGE, "line %zu, column %zu: a scalar is longer than %zu "
-                    "bytes", ev->start_mark.line + 1, ev->start_mark.column + 1,
-                    ld->lim.max_scalar);
+        return fail(ld, AURORA_E_TOO_LARGE,
+                    "line %zu, column %zu: a scalar is longer than %zu bytes",
+                    ev->start_mark.line + 1, ev->start_mark.column + 1, ld->lim.max_scalar);
     rc = account(ld, 1, len, ev->start_mark.line + 1, ev->start_mark.column + 1, 0);
     if (rc)
         return rc;
@@ -647,14 +650,15 @@ static int on_alias(loader *ld, yaml_event_t *ev)
     int rc;
 
     if (!target)
-        return fail(ld, AURORA_E_INVALID, "line %zu, column %zu: alias to an unknown anchor",
-                    line, col);
+        return fail(ld, AURORA_E_INVALID, "line %zu, column %zu: alias to an unknown anchor", line,
+                    col);
     if (!target->count)
-        return fail(ld, AURORA_E_INVALID, "line %zu, column %zu: alias inside its own anchor",
-                    line, col);
+        return fail(ld, AURORA_E_INVALID, "line %zu, column %zu: alias inside its own anchor", line,
+                    col);
     if (ld->depth + target->height > ld->lim.max_depth)
-        return fail(ld, AURORA_E_TOO_LARGE, "line %zu, column %zu: nesting deeper than %zu "
-                    "(alias expansion)", line, col, ld->lim.max_depth);
+        return fail(ld, AURORA_E_TOO_LARGE,
+                    "line %zu, column %zu: nesting deeper than %zu (alias expansion)", line, col,
+                    ld->lim.max_depth);
     rc = account(ld, target->count, target->bytes, line, col, 1);
     if (rc)
         return rc;
@@ -675,8 +679,8 @@ static int on_start(loader *ld, yaml_event_t *ev, aurora_yaml_type type)
     int rc;
 
     if (ld->depth + 1 > ld->lim.max_depth)
-        return fail(ld, AURORA_E_TOO_LARGE, "line %zu, column %zu: nesting deeper than %zu",
-                    line, col, ld->lim.max_depth);
+        return fail(ld, AURORA_E_TOO_LARGE, "line %zu, column %zu: nesting deeper than %zu", line,
+                    col, ld->lim.max_depth);
     rc = account(ld, 1, 0, line, col, 0);
     if (rc)
         return rc;

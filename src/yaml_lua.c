@@ -113,7 +113,7 @@ static void push_node(lua_State *L, const aurora_yaml_node *node, int mt, int ke
  * or a value out of range. Stack: unchanged. */
 static void read_opts(lua_State *L, int idx, aurora_yaml_limits *lim, int *keep_nulls)
 {
-    static const char *const names[] = {"max_bytes", "max_depth", "max_nodes", "max_scalar",
+    static const char *const names[] = {"max_bytes",    "max_depth",  "max_nodes", "max_scalar",
                                         "max_expanded", "keep_nulls", NULL};
     size_t *fields[] = {&lim->max_bytes, &lim->max_depth, &lim->max_nodes, &lim->max_scalar,
                         &lim->max_expanded};
@@ -131,8 +131,8 @@ static void read_opts(lua_State *L, int idx, aurora_yaml_limits *lim, int *keep_
             if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), names[i]) == 0)
                 break;
         if (!names[i])
-            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'",
-                                                  luaL_tolstring(L, -1, NULL)));
+            luaL_argerror(L, idx,
+                          lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
     }
     for (i = 0; i < AURORA_COUNT(fields); i++) {
         int isint = 0;
@@ -141,11 +141,12 @@ static void read_opts(lua_State *L, int idx, aurora_yaml_limits *lim, int *keep_
         if (lua_getfield(L, idx, names[i]) != LUA_TNIL) {
             v = lua_tointegerx(L, -1, &isint);
             if (!isint || v < 1)
-                luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be a positive integer",
-                                                      names[i]));
+                luaL_argerror(
+                    L, idx, lua_pushfstring(L, "option '%s' must be a positive integer", names[i]));
             if (i == 1 && v > AURORA_YAML_DEPTH_CEILING)
-                luaL_argerror(L, idx, lua_pushfstring(L, "option 'max_depth' must be at most %d",
-                                                      AURORA_YAML_DEPTH_CEILING));
+                luaL_argerror(L, idx,
+                              lua_pushfstring(L, "option 'max_depth' must be at most %d",
+                                              AURORA_YAML_DEPTH_CEILING));
             *fields[i] = (size_t)v;
         }
         lua_pop(L, 1);

@@ -26,17 +26,17 @@ typedef struct aurora_kube_pair {
 
 typedef struct aurora_kube_cluster {
     char *name;
-    char *server;          /* the fields below are NULL when absent */
+    char *server; /* the fields below are NULL when absent */
     char *tls_server_name;
     char *proxy_url;
-    char *ca_pem;          /* decoded certificate-authority-data, NUL-terminated */
+    char *ca_pem; /* decoded certificate-authority-data, NUL-terminated */
     size_t ca_pem_len;
-    int insecure;          /* insecure-skip-tls-verify */
+    int insecure; /* insecure-skip-tls-verify */
 } aurora_kube_cluster;
 
 typedef struct aurora_kube_exec {
-    char *command;         /* required */
-    char *api_version;     /* the fields below are NULL when absent */
+    char *command;     /* required */
+    char *api_version; /* the fields below are NULL when absent */
     char *install_hint;
     char *interactive_mode;
     char **args;
@@ -47,16 +47,16 @@ typedef struct aurora_kube_exec {
 } aurora_kube_exec;
 
 typedef struct aurora_kube_auth_provider {
-    char *name;            /* required */
+    char *name; /* required */
     aurora_kube_pair *config;
     size_t nconfig;
 } aurora_kube_auth_provider;
 
 typedef struct aurora_kube_user {
     char *name;
-    char *client_cert_pem;        /* decoded client-certificate-data, NUL-terminated */
+    char *client_cert_pem; /* decoded client-certificate-data, NUL-terminated */
     size_t client_cert_pem_len;
-    aurora_secret *client_key;    /* decoded client-key-data */
+    aurora_secret *client_key; /* decoded client-key-data */
     aurora_secret *token;
     char *username;
     aurora_secret *password;
@@ -66,14 +66,14 @@ typedef struct aurora_kube_user {
 
 typedef struct aurora_kube_context {
     char *name;
-    char *cluster;         /* the fields below are NULL when absent */
+    char *cluster; /* the fields below are NULL when absent */
     char *user;
     char *namespace;
 } aurora_kube_context;
 
 typedef struct aurora_kubeconfig {
-    char *current_context;                /* NULL when absent or empty */
-    aurora_kube_cluster *clusters;        /* in the order of the file */
+    char *current_context;         /* NULL when absent or empty */
+    aurora_kube_cluster *clusters; /* in the order of the file */
     size_t nclusters;
     aurora_kube_user *users;
     size_t nusers;
@@ -87,8 +87,8 @@ typedef struct aurora_kubeconfig {
 } aurora_kubeconfig;
 
 typedef struct aurora_kube_opts {
-    const char *context;         /* the context to resolve instead of current-context, or NULL */
-    aurora_yaml_limits limits;   /* for the YAML loader; zero fields take the defaults */
+    const char *context;       /* the context to resolve instead of current-context, or NULL */
+    aurora_yaml_limits limits; /* for the YAML loader; zero fields take the defaults */
 } aurora_kube_opts;
 
 /*

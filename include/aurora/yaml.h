@@ -14,12 +14,12 @@
 
 #include <stddef.h>
 
-#define AURORA_YAML_MAX_BYTES (4u * 1024 * 1024)      /* input bytes */
-#define AURORA_YAML_MAX_DEPTH 64                      /* nested sequences and mappings */
-#define AURORA_YAML_MAX_NODES 200000                  /* nodes, after alias expansion */
-#define AURORA_YAML_MAX_SCALAR (1024u * 1024)         /* bytes of one scalar */
-#define AURORA_YAML_MAX_EXPANDED (16u * 1024 * 1024)  /* scalar bytes, after alias expansion */
-#define AURORA_YAML_DEPTH_CEILING 1000                /* the largest max_depth accepted */
+#define AURORA_YAML_MAX_BYTES (4u * 1024 * 1024)     /* input bytes */
+#define AURORA_YAML_MAX_DEPTH 64                     /* nested sequences and mappings */
+#define AURORA_YAML_MAX_NODES 200000                 /* nodes, after alias expansion */
+#define AURORA_YAML_MAX_SCALAR (1024u * 1024)        /* bytes of one scalar */
+#define AURORA_YAML_MAX_EXPANDED (16u * 1024 * 1024) /* scalar bytes, after alias expansion */
+#define AURORA_YAML_DEPTH_CEILING 1000               /* the largest max_depth accepted */
 
 /* The limits of one load. A field that is 0 takes its default (the macros above). */
 typedef struct aurora_yaml_limits {
@@ -45,21 +45,21 @@ typedef struct aurora_yaml_node aurora_yaml_node;
 
 struct aurora_yaml_node {
     aurora_yaml_type type;
-    size_t line, column;        /* 1-based position of the node in the input */
-    char *text;                 /* scalars: the value as written (after unquoting, folding and
-                                   escapes), NUL-terminated; NULL for sequences and mappings */
-    size_t len;                 /* bytes of text */
+    size_t line, column; /* 1-based position of the node in the input */
+    char *text;          /* scalars: the value as written (after unquoting, folding and
+                            escapes), NUL-terminated; NULL for sequences and mappings */
+    size_t len;          /* bytes of text */
     union {
-        int b;                  /* AURORA_YAML_BOOL */
-        long long i;            /* AURORA_YAML_INT */
-        double f;               /* AURORA_YAML_FLOAT */
+        int b;       /* AURORA_YAML_BOOL */
+        long long i; /* AURORA_YAML_INT */
+        double f;    /* AURORA_YAML_FLOAT */
     } v;
-    aurora_yaml_node **items;   /* SEQ: n items; MAP: n pairs as 2n nodes key, value, key, ... */
+    aurora_yaml_node **items; /* SEQ: n items; MAP: n pairs as 2n nodes key, value, key, ... */
     size_t n;
-    size_t count;               /* nodes in this subtree, itself included */
-    size_t height;              /* levels of nesting: 0 for a scalar, 1 + the largest height of
-                                   the children for a sequence or mapping */
-    size_t bytes;               /* scalar bytes in this subtree */
+    size_t count;  /* nodes in this subtree, itself included */
+    size_t height; /* levels of nesting: 0 for a scalar, 1 + the largest height of
+                      the children for a sequence or mapping */
+    size_t bytes;  /* scalar bytes in this subtree */
 };
 
 /* A loaded stream: its documents in order (a document that is only null has a NULL-type

@@ -239,20 +239,19 @@ TEST(an_aad_user_kubeconfig_keeps_the_kubelogin_exec_section)
 
 TEST(exec_env_values_with_secret_names_become_secrets)
 {
-    static const char text[] =
-        "users:\n"
-        "- name: spn\n"
-        "  user:\n"
-        "    exec:\n"
-        "      command: kubelogin\n"
-        "      args: [get-token, --login, spn]\n"
-        "      provideClusterInfo: true\n"
-        "      env:\n"
-        "      - name: AAD_SERVICE_PRINCIPAL_CLIENT_ID\n"
-        "        value: 1a2b\n"
-        "      - name: AAD_SERVICE_PRINCIPAL_CLIENT_SECRET\n"
-        "        value: not-a-real-secret\n"
-        "      - name: EMPTY\n";
+    static const char text[] = "users:\n"
+                               "- name: spn\n"
+                               "  user:\n"
+                               "    exec:\n"
+                               "      command: kubelogin\n"
+                               "      args: [get-token, --login, spn]\n"
+                               "      provideClusterInfo: true\n"
+                               "      env:\n"
+                               "      - name: AAD_SERVICE_PRINCIPAL_CLIENT_ID\n"
+                               "        value: 1a2b\n"
+                               "      - name: AAD_SERVICE_PRINCIPAL_CLIENT_SECRET\n"
+                               "        value: not-a-real-secret\n"
+                               "      - name: EMPTY\n";
     aurora_kubeconfig *cfg = NULL;
     const aurora_kube_exec *x;
 
@@ -271,32 +270,31 @@ TEST(exec_env_values_with_secret_names_become_secrets)
 
 TEST(the_legacy_azure_auth_provider_keeps_its_config)
 {
-    static const char text[] =
-        "apiVersion: v1\n"
-        "kind: Config\n"
-        "clusters:\n"
-        "- name: aks-aad\n"
-        "  cluster:\n"
-        "    server: https://aks-aad.example:443\n"
-        "    insecure-skip-tls-verify: true\n"
-        "contexts:\n"
-        "- name: aks-aad\n"
-        "  context: {cluster: aks-aad, user: u}\n"
-        "current-context: aks-aad\n"
-        "users:\n"
-        "- name: u\n"
-        "  user:\n"
-        "    auth-provider:\n"
-        "      name: azure\n"
-        "      config:\n"
-        "        apiserver-id: 6dae42f8-4368-4678-94ff-3960e28e3630\n"
-        "        client-id: 80faf920-1908-4b52-b5ef-a8e7bedfc67a\n"
-        "        config-mode: \"1\"\n"
-        "        environment: AzurePublicCloud\n"
-        "        tenant-id: 8f0c1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b\n"
-        "        access-token: fake-access\n"
-        "        refresh-token: fake-refresh\n"
-        "        expires-on: 1700000000\n";
+    static const char text[] = "apiVersion: v1\n"
+                               "kind: Config\n"
+                               "clusters:\n"
+                               "- name: aks-aad\n"
+                               "  cluster:\n"
+                               "    server: https://aks-aad.example:443\n"
+                               "    insecure-skip-tls-verify: true\n"
+                               "contexts:\n"
+                               "- name: aks-aad\n"
+                               "  context: {cluster: aks-aad, user: u}\n"
+                               "current-context: aks-aad\n"
+                               "users:\n"
+                               "- name: u\n"
+                               "  user:\n"
+                               "    auth-provider:\n"
+                               "      name: azure\n"
+                               "      config:\n"
+                               "        apiserver-id: 6dae42f8-4368-4678-94ff-3960e28e3630\n"
+                               "        client-id: 80faf920-1908-4b52-b5ef-a8e7bedfc67a\n"
+                               "        config-mode: \"1\"\n"
+                               "        environment: AzurePublicCloud\n"
+                               "        tenant-id: 8f0c1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b\n"
+                               "        access-token: fake-access\n"
+                               "        refresh-token: fake-refresh\n"
+                               "        expires-on: 1700000000\n";
     aurora_kubeconfig *cfg = NULL;
     const aurora_kube_auth_provider *a;
     size_t i;
@@ -391,23 +389,26 @@ TEST(the_shape_is_checked_with_the_field_named)
     CHECK(fails("clusters: {a: 1}\n", AURORA_E_INVALID, "clusters must be a list"));
     CHECK(fails("users: x\n", AURORA_E_INVALID, "users must be a list"));
     CHECK(fails("clusters: [a]\n", AURORA_E_INVALID, "clusters[0] must be a mapping"));
-    CHECK(fails("clusters:\n- cluster: {server: x}\n", AURORA_E_INVALID, "clusters[0] has no name"));
+    CHECK(
+        fails("clusters:\n- cluster: {server: x}\n", AURORA_E_INVALID, "clusters[0] has no name"));
     CHECK(fails("users:\n- {name: a}\n- {name: ''}\n", AURORA_E_INVALID, "users[1] has no name"));
-    CHECK(fails("contexts:\n- {name: [x]}\n", AURORA_E_INVALID, "contexts[0].name must be a string"));
+    CHECK(
+        fails("contexts:\n- {name: [x]}\n", AURORA_E_INVALID, "contexts[0].name must be a string"));
     CHECK(fails("clusters:\n- {name: a, cluster: [x]}\n", AURORA_E_INVALID,
                 "clusters[0].cluster must be a mapping"));
     CHECK(fails("clusters:\n- {name: a, cluster: {server: {x: 1}}}\n", AURORA_E_INVALID,
                 "clusters[0].cluster.server must be a string"));
     CHECK(fails("clusters:\n- {name: a, cluster: {insecure-skip-tls-verify: 'true'}}\n",
-                AURORA_E_INVALID, "clusters[0].cluster.insecure-skip-tls-verify must be a boolean"));
+                AURORA_E_INVALID,
+                "clusters[0].cluster.insecure-skip-tls-verify must be a boolean"));
     CHECK(fails("users:\n- {name: a, user: {}}\n- {name: b, user: {token: [1]}}\n",
                 AURORA_E_INVALID, "users[1].user.token must be a string"));
     CHECK(fails("users:\n- {name: a, user: {password: {}}}\n", AURORA_E_INVALID,
                 "users[0].user.password must be a string"));
     CHECK(fails("users:\n- {name: a, user: {exec: {args: [x]}}}\n", AURORA_E_INVALID,
                 "users[0].user.exec.command is missing"));
-    CHECK(fails("users:\n- {name: a, user: {exec: {command: k, args: [[x]]}}}\n",
-                AURORA_E_INVALID, "users[0].user.exec.args[0] must be a string"));
+    CHECK(fails("users:\n- {name: a, user: {exec: {command: k, args: [[x]]}}}\n", AURORA_E_INVALID,
+                "users[0].user.exec.args[0] must be a string"));
     CHECK(fails("users:\n- {name: a, user: {exec: {command: k, args: x}}}\n", AURORA_E_INVALID,
                 "users[0].user.exec.args must be a list"));
     CHECK(fails("users:\n- {name: a, user: {exec: {command: k, env: [{value: v}]}}}\n",
@@ -440,18 +441,19 @@ TEST(invalid_base64_names_the_field)
     aurora_kubeconfig *cfg = NULL;
 
     CHECK(fails("clusters:\n- name: a\n  cluster:\n    certificate-authority-data: \"%%%\"\n",
-                AURORA_E_INVALID, "clusters[0].cluster.certificate-authority-data is not valid "
-                                  "base64"));
+                AURORA_E_INVALID,
+                "clusters[0].cluster.certificate-authority-data is not valid "
+                "base64"));
     CHECK(fails("users:\n- name: a\n  user:\n    client-key-data: QUJD=\n", AURORA_E_INVALID,
                 "users[0].user.client-key-data is not valid base64"));
-    CHECK(fails("users:\n- name: a\n  user:\n    client-certificate-data: QUJ\n",
-                AURORA_E_INVALID, "users[0].user.client-certificate-data is not valid base64"));
+    CHECK(fails("users:\n- name: a\n  user:\n    client-certificate-data: QUJ\n", AURORA_E_INVALID,
+                "users[0].user.client-certificate-data is not valid base64"));
     CHECK(fails("users:\n- name: a\n  user:\n    client-certificate-data: [QUJD]\n",
                 AURORA_E_INVALID, "users[0].user.client-certificate-data must be a string"));
     /* Line breaks inside the value are skipped, as Go's decoder does. */
-    CHECK_EQ_INT(parse("users:\n- name: a\n  user:\n    client-certificate-data: \"QUJD\\nREVG\"\n",
-                       &cfg),
-                 0);
+    CHECK_EQ_INT(
+        parse("users:\n- name: a\n  user:\n    client-certificate-data: \"QUJD\\nREVG\"\n", &cfg),
+        0);
     CHECK_EQ_STR(cfg->users[0].client_cert_pem, "ABCDEF");
     aurora_kubeconfig_free(&cfg);
 }

@@ -36,13 +36,27 @@ TEST(plain_scalars_follow_the_core_schema)
         const char *text;
         aurora_yaml_type type;
     } cases[] = {
-        {"~", AURORA_YAML_NULL},        {"null", AURORA_YAML_NULL},    {"NULL", AURORA_YAML_NULL},
-        {"", AURORA_YAML_NULL},         {"true", AURORA_YAML_BOOL},    {"False", AURORA_YAML_BOOL},
-        {"42", AURORA_YAML_INT},        {"-7", AURORA_YAML_INT},       {"0x1F", AURORA_YAML_INT},
-        {"0o17", AURORA_YAML_INT},      {"1.5", AURORA_YAML_FLOAT},    {"-.5e3", AURORA_YAML_FLOAT},
-        {".inf", AURORA_YAML_FLOAT},    {".NaN", AURORA_YAML_FLOAT},   {"yes", AURORA_YAML_STR},
-        {"on", AURORA_YAML_STR},        {"0x", AURORA_YAML_STR},       {"1e", AURORA_YAML_STR},
-        {"10.0.0.1", AURORA_YAML_STR},  {"0xZZ", AURORA_YAML_STR},     {"nulls", AURORA_YAML_STR},
+        {"~", AURORA_YAML_NULL},
+        {"null", AURORA_YAML_NULL},
+        {"NULL", AURORA_YAML_NULL},
+        {"", AURORA_YAML_NULL},
+        {"true", AURORA_YAML_BOOL},
+        {"False", AURORA_YAML_BOOL},
+        {"42", AURORA_YAML_INT},
+        {"-7", AURORA_YAML_INT},
+        {"0x1F", AURORA_YAML_INT},
+        {"0o17", AURORA_YAML_INT},
+        {"1.5", AURORA_YAML_FLOAT},
+        {"-.5e3", AURORA_YAML_FLOAT},
+        {".inf", AURORA_YAML_FLOAT},
+        {".NaN", AURORA_YAML_FLOAT},
+        {"yes", AURORA_YAML_STR},
+        {"on", AURORA_YAML_STR},
+        {"0x", AURORA_YAML_STR},
+        {"1e", AURORA_YAML_STR},
+        {"10.0.0.1", AURORA_YAML_STR},
+        {"0xZZ", AURORA_YAML_STR},
+        {"nulls", AURORA_YAML_STR},
         {"99999999999999999999", AURORA_YAML_FLOAT},
         {"0xFFFFFFFFFFFFFFFFFF", AURORA_YAML_STR},
     };
@@ -116,8 +130,8 @@ TEST(explicit_core_tags_must_fit_their_value)
 TEST(block_and_flow_collections_build_a_tree)
 {
     aurora_yaml_doc *d = NULL;
-    const aurora_yaml_node *r =
-        root("list:\n- a\n- {x: 1, y: [2, 3]}\n- []\nmap: {}\n", &d), *list, *m;
+    const aurora_yaml_node *r = root("list:\n- a\n- {x: 1, y: [2, 3]}\n- []\nmap: {}\n", &d), *list,
+                           *m;
 
     CHECK(r);
     CHECK_EQ_INT(r->type, AURORA_YAML_MAP);
@@ -217,8 +231,7 @@ TEST(a_billion_laughs_bomb_fails_fast_on_the_node_limit)
 
     aurora_buf_init(&b, 1 << 16);
     bomb(&b, 9);
-    CHECK_EQ_INT(aurora_yaml_load(b.data, b.len, NULL, &d, err, sizeof(err)),
-                 AURORA_E_TOO_LARGE);
+    CHECK_EQ_INT(aurora_yaml_load(b.data, b.len, NULL, &d, err, sizeof(err)), AURORA_E_TOO_LARGE);
     CHECK(strstr(err, "too many nodes (alias expansion)"));
     CHECK(d == NULL);
     aurora_buf_free(&b);
@@ -236,8 +249,7 @@ TEST(a_small_expansion_stays_within_the_node_limit)
     CHECK_EQ_INT(d->docs[0]->count > 7000, 1);
     aurora_yaml_free(&d);
     lim.max_nodes = 1000;
-    CHECK_EQ_INT(aurora_yaml_load(b.data, b.len, &lim, &d, err, sizeof(err)),
-                 AURORA_E_TOO_LARGE);
+    CHECK_EQ_INT(aurora_yaml_load(b.data, b.len, &lim, &d, err, sizeof(err)), AURORA_E_TOO_LARGE);
     CHECK(strstr(err, "too many nodes (alias expansion)"));
     aurora_buf_free(&b);
 }
@@ -257,8 +269,7 @@ TEST(aliases_of_large_scalars_hit_the_expanded_bytes_limit)
     for (i = 0; i < 20; i++)
         aurora_buf_puts(&b, "- *big\n");
     lim.max_expanded = 10000;
-    CHECK_EQ_INT(aurora_yaml_load(b.data, b.len, &lim, &d, err, sizeof(err)),
-                 AURORA_E_TOO_LARGE);
+    CHECK_EQ_INT(aurora_yaml_load(b.data, b.len, &lim, &d, err, sizeof(err)), AURORA_E_TOO_LARGE);
     CHECK(strstr(err, "more than 10000 bytes of scalars (alias expansion)"));
     lim.max_expanded = 30000;
     CHECK_EQ_INT(aurora_yaml_load(b.data, b.len, &lim, &d, err, sizeof(err)), 0);
@@ -309,13 +320,11 @@ TEST(input_and_scalar_size_limits_apply)
     CHECK_EQ_INT(d->docs[0]->len, AURORA_YAML_MAX_SCALAR);
     aurora_yaml_free(&d);
     lim.max_scalar = 3;
-    CHECK_EQ_INT(aurora_yaml_load("k: abcd\n", 8, &lim, &d, err, sizeof(err)),
-                 AURORA_E_TOO_LARGE);
+    CHECK_EQ_INT(aurora_yaml_load("k: abcd\n", 8, &lim, &d, err, sizeof(err)), AURORA_E_TOO_LARGE);
     CHECK_EQ_STR(err, "line 1, column 4: a scalar is longer than 3 bytes");
     lim.max_scalar = 0;
     lim.max_bytes = 5;
-    CHECK_EQ_INT(aurora_yaml_load("k: abcd\n", 8, &lim, &d, err, sizeof(err)),
-                 AURORA_E_TOO_LARGE);
+    CHECK_EQ_INT(aurora_yaml_load("k: abcd\n", 8, &lim, &d, err, sizeof(err)), AURORA_E_TOO_LARGE);
 }
 
 TEST(keys_must_be_scalars_and_unique)
@@ -354,8 +363,7 @@ TEST(syntax_errors_carry_line_and_column)
     CHECK_EQ_INT(load("a: 1\nb:\n  c: 2\n d: 3\n", &d), AURORA_E_INVALID);
     CHECK(strncmp(err, "line 4, column 2: did not find expected key", 43) == 0);
     CHECK_EQ_INT(load("a:\n\t- 1\n", &d), AURORA_E_INVALID);
-    CHECK(strncmp(err, "line 2, column 1: found character that cannot start any token", 60) ==
-          0);
+    CHECK(strncmp(err, "line 2, column 1: found character that cannot start any token", 60) == 0);
     CHECK_EQ_INT(load("a: [1, 2\n", &d), AURORA_E_INVALID);
     CHECK(strstr(err, "line 2, column 1: did not find expected ',' or ']'"));
     CHECK_EQ_INT(load("a: \"unterminated\n", &d), AURORA_E_INVALID);
