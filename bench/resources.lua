@@ -10,7 +10,8 @@
 --   cold (fallback): the same with Resource Graph answering 403 AuthorizationFailed;
 --   warm: GET /azure/resources (first page of 500), ?limit=5000, and a filtered query,
 --     20 requests each: median and worst.
--- Prints the figures and the app's peak RSS. Everything runs on 127.0.0.1; the processes it
+-- Prints the figures, the CPU time the app and the simulator spent per cold inventory
+-- (/proc/PID/stat) and the app's peak RSS (VmHWM). Everything runs on 127.0.0.1; the processes it
 -- started are stopped at the end (by pid).
 local http = require "aurora.http"
 local json = require "aurora.json"
@@ -152,6 +153,23 @@ assert(res.status == 200, res.body)
 print(string.format("app: 2 workers on 127.0.0.1:%d, %d subscriptions enabled", port, #projects))
 
 -- ---- measurements ------------------------------------------------------------------------------
+-- CPU seconds (user + system) a process has used so far.
+local TICKS = 100
+do
+    local p = io.popen("getconf CLK_TCK")
+    if p then
+        TICKS = tonumber(p:read("l")) or 100
+        p:close()
+    end
+end
+local function cpu(pid)
+    local stat = read("/proc/" .. pid .. "/stat") or ""
+    local rest = stat:match("%) (.*)$") or ""
+    local f = {}
+    for w in rest:gmatch("%S+") do f[#f + 1] = w end
+    return ((tonumber(f[12]) or 0) + (tonumber(f[13]) or 0)) / TICKS
+end
+
 local function median(xs)
     local s = { table.unpack(xs) }
     table.sort(s)
@@ -159,14 +177,16 @@ local function median(xs)
 end
 
 local function cold(label, knobs)
-    local times, trips, detail, total = {}, {}, nil, nil
+    local times, trips, detail, total, app_cpu, sim_cpu = {}, {}, nil, nil, {}, {}
     for _ = 1, RUNS do
         sim("POST", "/_sim/reset")
         if knobs then sim("POST", "/_sim/knobs", knobs) end
         local _, before = arm_counts()
+        local a0, s0 = cpu(app), cpu(started[1])
         local t = time.monotonic()
         local r, b = call("GET", "/azure/resources?refresh=1&limit=1")
         local took = time.monotonic() - t
+        app_cpu[#app_cpu + 1], sim_cpu[#sim_cpu + 1] = cpu(app) - a0, cpu(started[1]) - s0
         assert(r.status == 200, r.body)
         local counts, after = arm_counts()
         times[#times + 1] = took
@@ -177,6 +197,8 @@ local function cold(label, knobs)
     local med, worst = median(times)
     print(string.format("%-34s %8.0f ms median (worst %6.0f ms), %5d items, %5d ARM requests",
         label, med * 1000, worst * 1000, total, trips[1]))
+    print(string.format("    app CPU %.2f s, simulator CPU %.2f s (medians)", median(app_cpu),
+        median(sim_cpu)))
     local names = {}
     for k in pairs(detail) do names[#names + 1] = k end
     table.sort(names)

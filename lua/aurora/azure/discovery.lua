@@ -429,6 +429,8 @@ function M.fetch(tok, subs, total)
     local items, errors = {}, {}
     local resources_q, groups_q = graph_queries()
     -- Jobs 1..n: the resources of a batch of subscriptions each; job n + 1: resource groups.
+    -- (Resource Graph reads every visible subscription when given none: never send none.)
+    assert(#subs > 0, "discovery.fetch: no subscription")
     local batches, jobs, rows = {}, {}, {}
     local n = math.min(M.GRAPH_PARALLEL, #subs)
     for i, sub in ipairs(subs) do
