@@ -70,7 +70,8 @@ local s = dofile("tests/sim/scenarios/large.lua")
 for _, sub in ipairs(s.subscriptions) do
     local has = false
     for _, a in ipairs(s.role_assignments) do
-        if a.principal == s.applications[1].spObjectId and a.scope == "/subscriptions/" .. sub.id then
+        if a.principal == s.applications[1].spObjectId and
+            a.scope == "/subscriptions/" .. sub.id then
             has = true
         end
     end
@@ -119,7 +120,8 @@ os.execute("mkdir -p '" .. dir .. "/data'")
 local app = assert(proc.spawn { argv = { proc.self_exe(), "serve", "--app", "lua", "--listen",
     "127.0.0.1:" .. port, "--workers", "2" }, env = {
     AURORA_ENV_FILE = "/nonexistent", AURORA_DATA_DIR = dir .. "/data", AURORA_LOG_LEVEL = "warn",
-    AZURE_AUTHORITY_HOST = simenv.SIM_LOGIN_URL, AZURE_RESOURCE_MANAGER_ENDPOINT = simenv.SIM_ARM_URL,
+    AZURE_AUTHORITY_HOST = simenv.SIM_LOGIN_URL,
+    AZURE_RESOURCE_MANAGER_ENDPOINT = simenv.SIM_ARM_URL,
     AZURE_GRAPH_ENDPOINT = simenv.SIM_GRAPH_URL, AURORA_CA_BUNDLE = simenv.SIM_CA_FILE },
     stderr = dir .. "/app.log", stdout = dir .. "/app.log" })
 started[#started + 1] = app

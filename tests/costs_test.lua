@@ -186,7 +186,8 @@ T.test("permission errors map to costs_failed with the Cost Management Reader st
     local steps = table.concat(res.json.solution, "\n")
     T.contains(steps, "--role \"Cost Management Reader\" --scope /subscriptions/<SUBSCRIPTION_ID>")
 
-    sim:knobs { faults = { { route = COST, status = 403, code = "AuthorizationFailed", count = 1 } } }
+    sim:knobs { faults = { { route = COST, status = 403, code = "AuthorizationFailed",
+        count = 1 } } }
     res = call("GET", "/azure/costs?refresh=1")
     T.eq(res.status, 403, res.body)
     T.eq(res.json.code, "costs_failed")

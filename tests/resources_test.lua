@@ -514,7 +514,9 @@ T.test("a generated scenario of 5,000 resources is discovered completely and cor
     for _, x in ipairs(s.sql_servers) do
         add("sql_server", x)
         for _, d in ipairs(x.databases or {}) do
-            if d.name ~= "master" then add("sql_database", { subscription = x.subscription, name = d.name }) end
+            if d.name ~= "master" then
+                add("sql_database", { subscription = x.subscription, name = d.name })
+            end
         end
     end
     local total, per_sub = 0, {}
@@ -562,7 +564,9 @@ T.test("a generated scenario of 5,000 resources is discovered completely and cor
         batch_rows[(i - 1) % 3 + 1] = batch_rows[(i - 1) % 3 + 1] + (per_sub[id] or 0)
     end
     local pages_want = 1
-    for _, rows in ipairs(batch_rows) do pages_want = pages_want + math.max(1, math.ceil(rows / 1000)) end
+    for _, rows in ipairs(batch_rows) do
+        pages_want = pages_want + math.max(1, math.ceil(rows / 1000))
+    end
     T.ok(pages_want >= 7, "several pages per query")
     T.eq(arm_calls(sim, GRAPH), pages_want)
     T.eq(arm_calls(sim, LIST), 0)

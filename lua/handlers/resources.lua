@@ -74,7 +74,9 @@ local function options(req)
     end
     if q.resourceGroup and q.resourceGroup ~= "" then o.rg = q.resourceGroup:lower() end
     if q.location and q.location ~= "" then o.location = location_key(q.location) end
-    if q.subscriptionId and q.subscriptionId ~= "" then o.subscription = q.subscriptionId:lower() end
+    if q.subscriptionId and q.subscriptionId ~= "" then
+        o.subscription = q.subscriptionId:lower()
+    end
     o.limit = M.DEFAULT_LIMIT
     if q.limit and q.limit ~= "" then
         o.limit, e = integer(req, "limit", q.limit, 1, M.MAX_LIMIT)
@@ -82,7 +84,9 @@ local function options(req)
     end
     o.offset = 0
     if q.cursor and q.cursor ~= "" then
-        if q.offset and q.offset ~= "" then return bad(req, "cursor", "cannot be given with offset") end
+        if q.offset and q.offset ~= "" then
+            return bad(req, "cursor", "cannot be given with offset")
+        end
         local raw = crypto.b64url_decode(q.cursor)
         local n = raw and raw:match("^o:(%d+)$")
         if not n then return bad(req, "cursor", "is not a cursor this endpoint returned") end

@@ -51,7 +51,8 @@ function M.query(group_by, range)
     if g.dimension then
         dataset.grouping = json.array { { type = "Dimension", name = g.dimension } }
     end
-    local q = { type = "ActualCost", timeframe = range and "Custom" or "MonthToDate", dataset = dataset }
+    local q = { type = "ActualCost", timeframe = range and "Custom" or "MonthToDate",
+        dataset = dataset }
     if range then
         q.timePeriod = { from = range.from .. "T00:00:00Z", to = range.to .. "T23:59:59Z" }
     end

@@ -103,9 +103,11 @@ local function aks(item, p)
         nodes = nodes + (int(dig(pool, "count")) or 0)
     end
     return { kubernetesVersion = str(p.currentKubernetesVersion) or str(p.kubernetesVersion),
-        provisioningState = str(p.provisioningState), powerState = str(dig(p, "powerState", "code")),
+        provisioningState = str(p.provisioningState),
+        powerState = str(dig(p, "powerState", "code")),
         fqdn = str(p.fqdn) or str(p.privateFQDN), nodeCount = nodes,
-        nodePoolCount = count(tbl(p.agentPoolProfiles)), nodeResourceGroup = str(p.nodeResourceGroup),
+        nodePoolCount = count(tbl(p.agentPoolProfiles)),
+        nodeResourceGroup = str(p.nodeResourceGroup),
         localAccountsDisabled = p.disableLocalAccounts == true }
 end
 
@@ -119,14 +121,16 @@ end
 
 local function vmss(item, p)
     return { vmSize = str(dig(item, "sku", "name")), capacity = int(dig(item, "sku", "capacity")),
-        orchestrationMode = str(p.orchestrationMode), upgradeMode = str(dig(p, "upgradePolicy", "mode")),
+        orchestrationMode = str(p.orchestrationMode),
+        upgradeMode = str(dig(p, "upgradePolicy", "mode")),
         provisioningState = str(p.provisioningState) }
 end
 
 
 local function sql_server(item, p)
     return { fqdn = str(p.fullyQualifiedDomainName), version = str(p.version), state = str(p.state),
-        publicNetworkAccess = str(p.publicNetworkAccess), minimalTlsVersion = str(p.minimalTlsVersion) }
+        publicNetworkAccess = str(p.publicNetworkAccess),
+        minimalTlsVersion = str(p.minimalTlsVersion) }
 end
 
 
@@ -141,7 +145,8 @@ end
 
 local function storage(item, p)
     return { accessTier = str(p.accessTier), skuName = str(dig(item, "sku", "name")),
-        httpsOnly = p.supportsHttpsTrafficOnly == true, minimumTlsVersion = str(p.minimumTlsVersion),
+        httpsOnly = p.supportsHttpsTrafficOnly == true,
+        minimumTlsVersion = str(p.minimumTlsVersion),
         primaryBlobEndpoint = str(dig(p, "primaryEndpoints", "blob")),
         provisioningState = str(p.provisioningState) }
 end
@@ -150,7 +155,8 @@ end
 local function site(item, p)
     local kind = (str(item.kind) or ""):lower()
     return { state = str(p.state), defaultHostName = str(p.defaultHostName),
-        httpsOnly = p.httpsOnly == true, linux = p.reserved == true or kind:find("linux", 1, true) ~= nil,
+        httpsOnly = p.httpsOnly == true,
+        linux = p.reserved == true or kind:find("linux", 1, true) ~= nil,
         appServicePlan = last_segment(p.serverFarmId),
         runtime = str(dig(p, "siteConfig", "linuxFxVersion")) }
 end
@@ -199,7 +205,8 @@ local function container_group(item, p)
     end
     return { state = str(dig(p, "instanceView", "state")), osType = str(p.osType),
         containerCount = count(tbl(p.containers)), images = images,
-        ipAddress = str(dig(p, "ipAddress", "ip")), ipAddressType = str(dig(p, "ipAddress", "type")),
+        ipAddress = str(dig(p, "ipAddress", "ip")),
+        ipAddressType = str(dig(p, "ipAddress", "type")),
         restartPolicy = str(p.restartPolicy), provisioningState = str(p.provisioningState) }
 end
 
@@ -233,31 +240,37 @@ M.TYPES = {
     { type = "Microsoft.Compute/virtualMachineScaleSets", category = "vm_scale_set",
       list = "/providers/Microsoft.Compute/virtualMachineScaleSets", api = "vm_scale_sets",
       props = vmss },
-    { type = "Microsoft.Sql/servers", category = "sql_server", list = "/providers/Microsoft.Sql/servers",
-      api = "sql_servers", props = sql_server, also = { "sql_database" } },
+    { type = "Microsoft.Sql/servers", category = "sql_server",
+      list = "/providers/Microsoft.Sql/servers", api = "sql_servers", props = sql_server,
+      also = { "sql_database" } },
     -- Listed per server (after the servers) on the fallback path.
     { type = "Microsoft.Sql/servers/databases", category = "sql_database", api = "sql_servers",
       props = sql_database },
     { type = "Microsoft.Storage/storageAccounts", category = "storage_account",
-      list = "/providers/Microsoft.Storage/storageAccounts", api = "storage_accounts", props = storage },
-    { type = "Microsoft.Web/sites", category = site_category, categories = { "function_app", "web_app" },
+      list = "/providers/Microsoft.Storage/storageAccounts", api = "storage_accounts",
+      props = storage },
+    { type = "Microsoft.Web/sites", category = site_category,
+      categories = { "function_app", "web_app" },
       list = "/providers/Microsoft.Web/sites", api = "web_sites", props = site },
     { type = "Microsoft.Network/virtualNetworks", category = "virtual_network",
-      list = "/providers/Microsoft.Network/virtualNetworks", api = "virtual_networks", props = vnet },
+      list = "/providers/Microsoft.Network/virtualNetworks", api = "virtual_networks",
+      props = vnet },
     { type = "Microsoft.Network/networkSecurityGroups", category = "network_security_group",
       list = "/providers/Microsoft.Network/networkSecurityGroups", api = "network_security_groups",
       props = nsg },
     { type = "Microsoft.ContainerInstance/containerGroups", category = "container_group",
       list = "/providers/Microsoft.ContainerInstance/containerGroups", api = "container_groups",
       props = container_group },
-    { type = "Microsoft.Resources/resourceGroups", category = "resource_group", list = "/resourcegroups",
-      api = "resource_groups", props = resource_group, container = true },
+    { type = "Microsoft.Resources/resourceGroups", category = "resource_group",
+      list = "/resourcegroups", api = "resource_groups", props = resource_group,
+      container = true },
 }
 
 local BY_TYPE = {}
 for _, t in ipairs(M.TYPES) do BY_TYPE[t.type:lower()] = t end
 -- Resource Graph names resource groups by their place under the subscription.
-BY_TYPE["microsoft.resources/subscriptions/resourcegroups"] = BY_TYPE["microsoft.resources/resourcegroups"]
+BY_TYPE["microsoft.resources/subscriptions/resourcegroups"] =
+    BY_TYPE["microsoft.resources/resourcegroups"]
 
 
 -- A SQL database is left out when it is a system one (`master`: kind "...,system").
@@ -303,10 +316,12 @@ local function graph_queries()
     for _, t in ipairs(M.TYPES) do
         if not t.container then types[#types + 1] = quote(t.type) end
     end
-    local cols = "id, name, type, kind, location, resourceGroup, subscriptionId, tags, sku, properties"
+    local cols = "id, name, type, kind, location, resourceGroup, subscriptionId, tags, sku, " ..
+        "properties"
     return "Resources | where type in~ (" .. table.concat(types, ", ") .. ") | project " .. cols,
         "ResourceContainers | where type =~ 'microsoft.resources/subscriptions/resourcegroups'" ..
-            " | project id, name, type, location, resourceGroup, subscriptionId, tags, managedBy, properties"
+            " | project id, name, type, location, resourceGroup, subscriptionId, tags," ..
+            " managedBy, properties"
 end
 
 
@@ -314,10 +329,12 @@ end
 local function graph_job(subs, query, into)
     local function body(token)
         return { subscriptions = subs, query = query,
-            options = { ["$top"] = M.GRAPH_PAGE, ["$skipToken"] = token, resultFormat = "objectArray" } }
+            options = { ["$top"] = M.GRAPH_PAGE, ["$skipToken"] = token,
+                resultFormat = "objectArray" } }
     end
     return { path = "/providers/Microsoft.ResourceGraph/resources",
-        query = { ["api-version"] = arm.API_VERSIONS.resource_graph }, method = "POST", json = body(),
+        query = { ["api-version"] = arm.API_VERSIONS.resource_graph }, method = "POST",
+        json = body(),
         page = function(b)
             for _, row in ipairs(tbl(b.data) or {}) do into[#into + 1] = row end
             local token = str(b["$skipToken"])
@@ -455,7 +472,9 @@ function M.fetch(tok, subs, total)
             graph_error = graph_error or r
             for _, sub in ipairs(i <= n and batches[i] or subs) do
                 for _, t in ipairs(M.TYPES) do
-                    if (i <= n) ~= (t.container == true) then plan[#plan + 1] = { sub = sub, t = t } end
+                    if (i <= n) ~= (t.container == true) then
+                        plan[#plan + 1] = { sub = sub, t = t }
+                    end
                 end
             end
         end
@@ -488,8 +507,8 @@ function M.fetch(tok, subs, total)
     local keys = {}
     for _, it in ipairs(items) do
         if it.resourceGroup ~= NULL and it.subscriptionId ~= NULL then
-            it.resourceGroup = rg_names[it.subscriptionId:lower() .. "/" .. it.resourceGroup:lower()]
-                or it.resourceGroup
+            local k = it.subscriptionId:lower() .. "/" .. it.resourceGroup:lower()
+            it.resourceGroup = rg_names[k] or it.resourceGroup
         end
         keys[it] = it.id:lower()
     end
