@@ -181,6 +181,30 @@ T.test("a user signs in through Entra ID and the status lists their subscription
 end)
 
 
+T.test("after the sign-in, the connector endpoints work with the user's delegated tokens", function()
+    local a = start()
+    local sim = a.sim
+    T.eq(a.call("GET", "/azure/fetch_data").status, 401, "not connected before the sign-in")
+    T.eq(a.callback(a.authorize("u1")).status, 302)
+    local res = a.call("GET", "/azure/fetch_data")
+    T.eq(res.status, 200, res.body)
+    T.eq(res.json.subscription_id, sim.env.SIM_SUBSCRIPTION)
+    T.eq(res.json.connection, "oauth")
+    -- The subscription the user sees is their enabled set; the service principal's others
+    -- (Disabled, Warned) are not visible to Ada.
+    res = a.call("GET", "/api/azure-subscriptions")
+    T.eq(res.status, 200, res.body)
+    T.eq(#res.json.projects, 1, res.body)
+    T.eq(res.json.projects[1].enabled, true)
+    -- The cluster list is read with Ada's token (Reader on the subscription).
+    res = a.call("GET", "/azure/clusters")
+    T.eq(res.status, 200, res.body)
+    T.eq(#res.json, 2)
+    -- Disconnect ends it.
+    T.eq(a.call("DELETE", "/api/connected-accounts/azure").status, 200)
+    T.eq(a.call("GET", "/azure/fetch_data").status, 401)
+end)
+
 T.test("the callback refuses a missing, unknown or replayed state", function()
     local a = start()
     local function refused(res, want)

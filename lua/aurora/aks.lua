@@ -76,8 +76,7 @@ local function creds(ctx)
 end
 
 local function arm_token(ctx)
-    if ctx.mode == "do" or not ctx.ro then return account.token(ctx.main, "arm") end
-    return account.token(ctx.ro, "arm")
+    return account.token(creds(ctx), "arm")
 end
 
 local function caller_key(ctx)
@@ -141,10 +140,8 @@ local function kube(ctx, client, method, path, body)
             opts.bearer = client.token
         end
     else
-        local cred = account.to_cred(creds(ctx))
         local err
-        tok, err = require("aurora.identity").token(cred, "aks")
-        account.close(cred)
+        tok, err = account.token(creds(ctx), "aks")
         if not tok then
             return nil, { status = 0, code = type(err) == "table" and err.code or "token",
                 message = "no Entra ID token for the AKS server app: " ..

@@ -293,6 +293,7 @@ function M.fetch_data(req, uid)
     local out = { status = "success", subscription_id = sub.subscriptionId,
         subscription_name = sub.displayName, state = sub.state,
         tenant_id = sub.tenantId or main.tenantId,
+        connection = main.oauth and "oauth" or "service_principal",
         credentials = { ["do"] = true, ask = ro ~= nil } }
     local exp = secret_expiry(main)
     if exp then

@@ -68,13 +68,46 @@ function M.mode(req)
     return mode
 end
 
---- The stored credentials: main, readonly (or nil), or nil, nil, {error answer}.
+local function oauth() return require "aurora.oauth" end
+
+-- The account of a user connected only through the OAuth sign-in (lua/aurora/oauth.lua):
+-- {oauth = true, uid, tenantId, subscriptionId}, its subscription the first enabled one (the
+-- first Enabled subscription the user sees, saved as the enabled set, the first time).
+local function oauth_account(req, uid, rec)
+    local main = { oauth = true, uid = uid, tenantId = rec.tenant }
+    main.subscriptionId = M.enabled_set(uid, main)[1]
+    if main.subscriptionId then return main end
+    local tok, err = oauth().token(uid, "arm")
+    if not tok then return nil, { M.token_failure(req, err) } end
+    local subs, aerr = M.list_subscriptions(tok)
+    tok:close()
+    if not subs then return nil, { fail(req, "upstream", aerr) } end
+    for _, s in ipairs(subs) do
+        if s.state == "Enabled" then
+            main.subscriptionId, main.subscriptionName = s.subscriptionId, s.displayName
+            secrets.put(M.path(uid, "subscriptions"), { enabled = { s.subscriptionId } })
+            return main
+        end
+    end
+    return nil, { fail(req, "no_enabled_subscription", { status = 200, code = "none_enabled",
+        message = "no Enabled subscription is visible to the signed-in user" }) }
+end
+
+--- The stored credentials: main, readonly (or nil), or nil, nil, {error answer}. A user with
+-- no service principal but an OAuth sign-in gets main = {oauth = true, ...}: its tokens are the
+-- user's delegated ones.
 function M.load(req, uid)
     local _, e = M.mode(req)
     if e then return nil, nil, e end
     local main, msg, code = secrets.get(M.path(uid, "azure"))
     if not main then
         if msg then return nil, nil, { fail(req, "storage_failed", { code = code, message = msg }) } end
+        local rec = secrets.get(M.path(uid, "oauth"))
+        if type(rec) == "table" and rec.refresh_token then
+            local acct, oerr = oauth_account(req, uid, rec)
+            if not acct then return nil, nil, oerr end
+            return acct, nil
+        end
         return nil, nil, { fail(req, "not_connected") }
     end
     local ro = secrets.get(M.path(uid, "azure-readonly"))
@@ -84,6 +117,10 @@ end
 --- A management token for reads: the read-only credentials when present, else the main ones
 -- (whose token is saved in the store). Returns handle, nil, "ro"|"rw" or nil, err.
 function M.read_token(uid, main, ro, scope)
+    if main.oauth then
+        local tok, err = oauth().token(uid, scope or "arm")
+        return tok, err, "rw"
+    end
     local c = ro or main
     local cred = M.to_cred(c)
     local opts = not ro and (scope or "arm") == "arm" and { store = M.path(uid, "tokens/arm"),
@@ -100,15 +137,15 @@ function M.write_token(req, uid, main, scope)
     local mode, e = M.mode(req)
     if not mode then return nil, e end
     if mode ~= "do" then return nil, { fail(req, "forbidden_mode") } end
-    local cred = M.to_cred(main)
-    local tok, err = identity.token(cred, scope or "arm")
-    M.close(cred)
+    local tok, err = M.token(main, scope or "arm")
     if not tok then return nil, { M.token_failure(req, err) } end
     return tok
 end
 
---- A token of the main credentials for a scope other than ARM management reads (graph, aks).
+--- A token of one set of credentials (main or read-only) for a scope name (arm, graph, aks):
+-- handle, or nil, err.
 function M.token(main, scope)
+    if main.oauth then return oauth().token(main.uid, scope) end
     local cred = M.to_cred(main)
     local tok, err = identity.token(cred, scope)
     M.close(cred)
