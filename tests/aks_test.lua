@@ -34,6 +34,7 @@ local function settle(call, opts, pred)
 end
 
 local ACCESS = "tests/sim/scenarios/access.lua"
+local READER_ID, READER_SECRET = "9e0f1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2c", "sim-secret-reader-0002"
 local UNREGISTERED_SUB = "5061728a-94a5-4b6c-97d8-e9f0a1b2c3d4"
 
 T.test("the list answers at once with pending clusters, then the admin and Entra paths", function()
@@ -90,9 +91,11 @@ T.test("Do mode deploys the metrics-server once, even with concurrent requests",
     for _, d in ipairs(docs) do if d.kind == "Deployment" then want = d end end
     T.eq(dep.spec.template.spec.containers[1].image, want.spec.template.spec.containers[1].image)
     T.eq(dep.spec.template.spec.containers[1].args, want.spec.template.spec.containers[1].args)
-    -- Later lists do not deploy again.
+    -- Later lists do not deploy again; the cluster that had one got nothing.
     settle(call, { mode = "do" })
     T.eq(connector.requests(sim, DEPLOY_POST), 1)
+    T.eq(connector.requests(sim, "kube:aks-prod POST /apis/apps/v1/namespaces/kube-system/deployments"), 0)
+    T.eq(connector.requests(sim, "kube:aks-prod POST /api/v1/namespaces/kube-system/serviceaccounts"), 0)
 end)
 
 T.test("POST metrics-server: Ask mode is refused, Do mode deploys and reports, 409 counts as present", function()
@@ -238,4 +241,28 @@ T.test("the resource provider is checked in Ask mode and registered in Do mode",
         if time.monotonic() > deadline then T.fail("the provider was not registered") end
         time.sleep(0.1)
     end
+end)
+
+T.test("Ask mode reads with the Reader credentials; a Reader-only account cannot deploy", function()
+    local sim, call, stop = connector.start()
+    T.defer(stop)
+    connector.login(sim, call, "u1", { readOnlyCredentials = {
+        clientId = READER_ID, clientSecret = READER_SECRET } })
+    -- Ask mode: the Reader may not list cluster credentials, so no way in.
+    local by = settle(call, {})
+    T.eq(by["aks-prod"].access, "forbidden")
+    T.eq(by["aks-prod"].accessError.error, "Admin credentials failed")
+    T.eq(by["aks-prod"].accessError.upstream.code, "AuthorizationFailed")
+    -- Do mode: the Contributor gets in.
+    by = settle(call, { mode = "do" })
+    T.eq(by["aks-prod"].access, "admin")
+    -- An account whose only credentials are a Reader's gets a clear 403 for a deployment.
+    connector.login(sim, call, "u2", { clientId = READER_ID, clientSecret = READER_SECRET })
+    local before = connector.requests(sim, DEPLOY_POST)
+    local res = call("POST", "/azure/clusters/rg-aks/aks-aad/metrics-server",
+        { user = "u2", mode = "do", timeout = 60 })
+    T.eq(res.status, 403, res.body)
+    T.eq(res.json.error, "Admin credentials failed")
+    T.eq(res.json.cluster.access, "forbidden")
+    T.eq(connector.requests(sim, DEPLOY_POST), before)
 end)

@@ -143,8 +143,11 @@ function M.deploy_metrics_server(req, uid)
     aks.run(ctx, c, true)
     with_status(ctx, c)
     if c.access ~= "admin" and c.access ~= "aad" then
-        local st, body, h = fail(req, "admin_credentials_failed", { status = 0,
-            code = c.access, message = c.accessReason })
+        -- No way in: 403 when the credentials were refused (a Reader-only account), else 502.
+        local up = type(c.accessError) == "table" and c.accessError.upstream or {}
+        local st, body, h = fail(req, "admin_credentials_failed", { status = up.status or 0,
+            code = up.code or c.access, message = c.accessReason })
+        if c.access == "forbidden" then st = 403 end
         body.cluster = c
         return st, body, h
     end
