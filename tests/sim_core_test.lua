@@ -92,3 +92,94 @@ T.test("stats count requests per listener, method and literal path; reset clears
     assert(sim:request("arm", "POST", "/_sim/reset"))
     T.eq(sim:stats().requests, {})
 end)
+
+
+T.test("injected ARM and Entra faults carry the services' request-id headers", function()
+    local sim = harness.start()
+    local tok = sim:token()
+    sim:knobs { faults = { { route = "arm:GET /subscriptions", status = 503,
+        headers = { ["x-ms-request-id"] = "fixed-by-the-fault" } },
+        { route = "arm:GET /subscriptions", status = 503 } } }
+    local res = assert(sim:request("arm", "GET", "/subscriptions?api-version=2022-12-01",
+        { bearer = tok, headers = { ["x-ms-correlation-request-id"] = "corr-from-the-client" } }))
+    T.eq(res.status, 503)
+    T.eq(res.headers["x-ms-correlation-request-id"], "corr-from-the-client",
+        "the client's correlation id is echoed")
+    T.eq(res.headers["x-ms-request-id"], "fixed-by-the-fault", "the fault's own headers win")
+    res = assert(sim:request("arm", "GET", "/subscriptions?api-version=2022-12-01",
+        { bearer = tok }))
+    T.eq(res.status, 503)
+    local guid = "^%x+%-%x+%-4%x+%-[89ab]%x+%-%x+$"
+    T.match(res.headers["x-ms-request-id"], guid)
+    T.match(res.headers["x-ms-correlation-request-id"], guid, "a new one without the client's")
+    T.ok(res.headers["x-ms-correlation-request-id"] ~= res.headers["x-ms-request-id"])
+    T.match(res.headers["x-ms-routing-request-id"], "^EASTUS:%d+T%d+Z:" ..
+        res.headers["x-ms-request-id"]:gsub("%-", "%%-") .. "$")
+
+    sim:knobs { faults = { { route = "login:", status = 500, count = 2 } } }
+    local path = "/" .. sim.env.SIM_TENANT .. "/oauth2/v2.0/token"
+    res = assert(sim:request("login", "POST", path, { form = { grant_type = "client_credentials" },
+        headers = { ["client-request-id"] = "cid-from-msal" } }))
+    T.eq(res.status, 500)
+    T.match(res.headers["x-ms-request-id"], guid)
+    T.eq(res.headers["client-request-id"], "cid-from-msal")
+    T.eq(res.headers["x-ms-correlation-request-id"], nil, "Entra has no ARM headers")
+    res = assert(sim:request("login", "POST", path,
+        { form = { grant_type = "client_credentials" } }))
+    T.eq(res.status, 500)
+    T.eq(res.headers["client-request-id"], nil)
+
+    sim:knobs { faults = { { route = "vault", status = 503 } } }
+    res = assert(sim:request("vault", "GET", "/v1/sys/health"))
+    T.eq(res.status, 503)
+    T.eq(res.headers["x-ms-request-id"], nil, "other services get no Azure headers")
+end)
+
+
+T.test("scenario.generate makes half of the generated sites function apps", function()
+    local scenario = dofile("tests/sim/scenario.lua")
+    local s = scenario.generate(dofile("tests/sim/scenarios/default.lua"),
+        { resource_groups = 4, resources = 960 })
+    local kinds, functions, webs = {}, 0, 0
+    for _, site in ipairs(s.sites) do
+        if site.name:match("^sites%-%d+$") then
+            kinds[site.kind] = (kinds[site.kind] or 0) + 1
+            local tokens = "," .. site.kind .. ","
+            if tokens:find(",functionapp,", 1, true) then
+                functions = functions + 1
+            else
+                T.ok(tokens:find(",app,", 1, true), site.kind)
+                webs = webs + 1
+            end
+        end
+    end
+    T.eq(functions + webs, 120)
+    T.eq(functions, 60)
+    T.eq(kinds, { app = 40, ["app,linux"] = 20, functionapp = 20, ["functionapp,linux"] = 40 })
+end)
+
+
+T.test("scenarios/large.lua lets the default service principal read every subscription", function()
+    local scenario = dofile("tests/sim/scenario.lua")
+    package.loaded.scenario = scenario
+    local ok, s = pcall(dofile, "tests/sim/scenarios/large.lua")
+    package.loaded.scenario = nil
+    assert(ok, s)
+    T.eq(#s.subscriptions, 6)
+    local sp = s.applications[1].spObjectId
+    for _, sub in ipairs(s.subscriptions) do
+        local roles = {}
+        for _, a in ipairs(s.role_assignments) do
+            if a.principal == sp and a.scope == "/subscriptions/" .. sub.id then
+                roles[#roles + 1] = a.role
+            end
+        end
+        T.eq(#roles, 1, sub.name)
+        T.ok(roles[1] == "Reader" or roles[1] == "Contributor", sub.name)
+    end
+    local used = {}
+    for _, rg in ipairs(s.resource_groups) do used[rg.subscription] = true end
+    for _, sub in ipairs(s.subscriptions) do
+        T.ok(used[sub.id], "generated resource groups in " .. sub.name)
+    end
+end)

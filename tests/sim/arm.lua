@@ -460,8 +460,44 @@ local function authorize_list(ctx, sub_id, scope, action)
 end
 
 
-local function readable(ctx, id, action)
-    return allowed(ctx, id, action or "*/read")
+--- What the caller may read with action (default "*/read"), worked out once from its role
+-- assignments: a function (sub, rg, id) -> boolean that answers as allowed(ctx, id, action)
+-- does for a resource id under /subscriptions/sub/resourceGroups/rg (id nil for the group
+-- itself, rg nil for the subscription). Assignments at the root, a subscription or a resource
+-- group become table lookups; any other scope (a single resource) is checked with scope_covers.
+-- Lists and Resource Graph call it once per request instead of walking every assignment per
+-- item (which took about a second per Resource Graph page at 10,000 resources).
+local function read_filter(ctx, action)
+    action = action or "*/read"
+    local all, subs, rgs, others = false, {}, {}, {}
+    for _, a in ipairs(state.assignments) do
+        local role = ROLE_BY_ID[a.role]
+        if a.principal == ctx.oid and role and role_allows(role, action) then
+            local scope = lower(a.scope):gsub("/+$", "")
+            local s, g = scope:match("^/subscriptions/([^/]+)/resourcegroups/([^/]+)$")
+            if scope == "" then
+                all = true
+            elseif s then
+                rgs[s .. "/" .. g] = true
+            elseif scope:match("^/subscriptions/[^/]+$") then
+                subs[scope:sub(16)] = true
+            else
+                others[#others + 1] = scope
+            end
+        end
+    end
+    return function(sub, rg, id)
+        if all then return true end
+        sub = lower(sub)
+        if subs[sub] then return true end
+        if rg and rgs[sub .. "/" .. lower(rg)] then return true end
+        if id then
+            for _, scope in ipairs(others) do
+                if scope_covers(scope, id) then return true end
+            end
+        end
+        return false
+    end
 end
 
 
@@ -734,9 +770,10 @@ local function list_rgs(req, ctx)
     local sub = req.params.sub
     local scope = "/subscriptions/" .. sub
     authorize_list(ctx, sub, scope, "Microsoft.Resources/subscriptions/resourceGroups/read")
+    local can_read = read_filter(ctx)
     local items = {}
     for _, rg in ipairs(state.rgs) do
-        if lower(rg.sub) == lower(sub) and readable(ctx, scope .. "/resourceGroups/" .. rg.name) then
+        if lower(rg.sub) == lower(sub) and can_read(rg.sub, rg.name) then
             items[#items + 1] = rg_json(rg)
         end
     end
@@ -787,10 +824,11 @@ local function list_of_type(req, ctx, t, sub, rg)
         authorize_list(ctx, sub, scope, action)
     end
     require_registered(sub, t.ns)
+    local can_read = read_filter(ctx, action)
     local items = {}
     for _, rec in ipairs(records()) do
         if rec.t == t and lower(rec.sub) == lower(sub) and (not rg or lower(rec.rg) == lower(rg))
-            and readable(ctx, rec.id, action) then
+            and can_read(rec.sub, rec.rg, rec.id) then
             items[#items + 1] = body_for(rec, req)
         end
     end
@@ -912,10 +950,11 @@ local function list_resources(req, ctx)
         authorize_list(ctx, sub, scope, "Microsoft.Resources/subscriptions/resources/read")
     end
     local conds = parse_resource_filter(req.query["$filter"])
+    local can_read = read_filter(ctx)
     local items = {}
     local function consider(rec)
         if lower(rec.sub) ~= lower(sub) or (rg and lower(rec.rg) ~= lower(rg)) or
-            not readable(ctx, rec.id) then
+            not can_read(rec.sub, rec.rg, rec.id) then
             return
         end
         for _, c in ipairs(conds) do
@@ -1407,6 +1446,17 @@ local function column_type(v)
 end
 
 
+-- The Resource Graph row of a record, built once (the scenario's resources do not change).
+local function arg_row(rec, sub)
+    local row = rec.arg_row
+    if not row then
+        row = resources.arg_row(rec, sub.tenant)
+        rec.arg_row = row
+    end
+    return row
+end
+
+
 local function resource_graph(req, ctx)
     local ok, body = pcall(req.json, req)
     if not ok or type(body) ~= "table" or type(body.query) ~= "string" or body.query == "" then
@@ -1428,14 +1478,15 @@ local function resource_graph(req, ctx)
     end
     local q, perr = resources.parse(body.query)
     if not q then arg_error(ctx, perr) end
+    local can_read = read_filter(ctx)
     local rows = {}
     if q.table == "resources" then
         for _, rec in ipairs(records()) do
             local s = subs[lower(rec.sub)]
             if s then
-                if readable(ctx, rec.id) then rows[#rows + 1] = resources.arg_row(rec, s.tenant) end
+                if can_read(rec.sub, rec.rg, rec.id) then rows[#rows + 1] = arg_row(rec, s) end
                 for _, d in ipairs(rec.databases or {}) do
-                    if readable(ctx, d.id) then rows[#rows + 1] = resources.arg_row(d, s.tenant) end
+                    if can_read(d.sub, d.rg, d.id) then rows[#rows + 1] = arg_row(d, s) end
                 end
             end
         end
@@ -1453,7 +1504,7 @@ local function resource_graph(req, ctx)
         end
         for _, rg in ipairs(state.rgs) do
             local s = subs[lower(rg.sub)]
-            if s and readable(ctx, "/subscriptions/" .. rg.sub .. "/resourceGroups/" .. rg.name) then
+            if s and can_read(rg.sub, rg.name) then
                 rows[#rows + 1] = { id = "/subscriptions/" .. rg.sub .. "/resourceGroups/" ..
                     rg.name, name = rg.name,
                     type = "microsoft.resources/subscriptions/resourcegroups",
@@ -1480,14 +1531,20 @@ local function resource_graph(req, ctx)
         end
         offset = tonumber(n)
     end
+    -- The page: $top rows, or fewer when the page_size knob is set (as the ARM lists page).
+    local size = top
+    local knob = tonumber(sim.knobs.page_size)
+    if knob and knob >= 1 then size = math.min(top, math.floor(knob)) end
     local page_rows = array {}
-    for i = offset + 1, math.min(#result, offset + top) do page_rows[#page_rows + 1] = result[i] end
-    local more = offset + top < #result
+    for i = offset + 1, math.min(#result, offset + size) do
+        page_rows[#page_rows + 1] = result[i]
+    end
+    local more = offset + size < #result
     local has_id = false
     for _, c in ipairs(cols) do if c == "id" then has_id = true end end
     local answer = { totalRecords = #result, count = #page_rows, facets = array {},
         resultTruncated = (more and not has_id) and "true" or "false" }
-    if more and has_id then answer["$skipToken"] = skip_token(offset + top) end
+    if more and has_id then answer["$skipToken"] = skip_token(offset + size) end
     if lower(opts.resultFormat) == "table" then
         local columns = array {}
         for i, c in ipairs(cols) do

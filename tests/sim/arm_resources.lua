@@ -489,14 +489,31 @@ local function lower(s)
 end
 
 
+--- A VM's power state as Resource Graph reports it in properties.extended.instanceView:
+-- {code = "PowerState/running", displayStatus = "VM running"}.
+function M.vm_power_state(v)
+    local power = (v.power or "running"):lower()
+    return { code = "PowerState/" .. power,
+        displayStatus = POWER_DISPLAY[power] or ("VM " .. power) }
+end
+
+
 --- The Resource Graph row of a resource record (type and resourceGroup lower-cased, as ARG).
+-- Virtual machines also carry properties.extended.instanceView.powerState, which Resource
+-- Graph adds to the provider's properties (a plain list call needs statusOnly=true for it).
 function M.arg_row(rec, tenant)
     local b = rec.body
+    local props = b.properties
+    if rec.t.key == "vms" then
+        props = {}
+        for k, v in pairs(b.properties) do props[k] = v end
+        props.extended = { instanceView = { powerState = M.vm_power_state(rec.item) } }
+    end
     return {
         id = b.id, name = b.name, type = b.type:lower(), tenantId = tenant or NULL,
         kind = b.kind or "", location = b.location, resourceGroup = rec.rg:lower(),
         subscriptionId = rec.sub, managedBy = b.managedBy or "", sku = b.sku or NULL,
-        plan = NULL, properties = b.properties, tags = b.tags or {},
+        plan = NULL, properties = props, tags = b.tags or {},
         identity = b.identity or NULL, zones = b.zones or NULL, extendedLocation = NULL,
     }
 end

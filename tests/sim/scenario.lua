@@ -68,13 +68,19 @@ function M.generate(base, n)
     end
     local kinds = { "vms", "storage_accounts", "sites", "vnets", "nsgs", "container_groups",
         "vm_scale_sets", "sql_servers" }
+    -- Sites by their own count (they come every 8th resource, always at an odd i): in every
+    -- six, three web apps then three function apps, Windows and Linux mixed.
+    local site_kinds = { "app", "app,linux", "app", "functionapp,linux", "functionapp",
+        "functionapp,linux" }
+    local sites = 0
     for i = 1, n.resources or 0 do
         local rg = rgs[(i - 1) % #rgs + 1]
         local kind = kinds[(i - 1) % #kinds + 1]
         local r = { subscription = rg.subscription, resource_group = rg.name,
             name = kind:gsub("_", "-") .. "-" .. i, location = rg.location }
         if kind == "sites" then
-            r.kind = i % 2 == 0 and "functionapp" or "app"
+            r.kind = site_kinds[sites % #site_kinds + 1]
+            sites = sites + 1
         elseif kind == "vnets" then
             r.subnets = { { name = "default", prefix = "10." .. (i % 250) .. ".0.0/24" } }
             r.address_space = { "10." .. (i % 250) .. ".0.0/16" }

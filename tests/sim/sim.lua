@@ -99,10 +99,29 @@ local function fault_for(name, listener)
 end
 
 
+-- The request ids a service puts on every answer, which an injected fault answer carries too:
+-- ARM's x-ms-request-id, x-ms-correlation-request-id (the client's when it sent one) and
+-- x-ms-routing-request-id (as arm.lua's routes); Entra ID's x-ms-request-id and the client's
+-- client-request-id echoed (as entra.lua's token answers).
+local function fault_ids(service, req, headers)
+    if service == "arm" then
+        local id = M.uuid()
+        headers["x-ms-request-id"] = id
+        headers["x-ms-correlation-request-id"] = req.headers["x-ms-correlation-request-id"] or
+            M.uuid()
+        headers["x-ms-routing-request-id"] = "EASTUS:" .. os.date("!%Y%m%dT%H%M%SZ") .. ":" .. id
+    elseif service == "login" then
+        headers["x-ms-request-id"] = M.uuid()
+        headers["client-request-id"] = req.headers["client-request-id"]
+    end
+end
+
+
 --- Wraps a handler: counts it under name ("arm:GET /subscriptions") and under its listener,
 -- method and literal path ("kube:aks-aad POST /apis/apps/v1/namespaces/kube-system/deployments"),
 -- applies latency and injected faults, then runs it. Latency and faults are looked up by route
--- name, then listener ("kube:aks-aad"), then service ("kube"), then "*".
+-- name, then listener ("kube:aks-aad"), then service ("kube"), then "*". A fault answer has
+-- the service's request-id headers (fault_ids), then the fault's own `headers`.
 function M.wrap(name, handler)
     local service = name:match("^([^:]+):")
     return function(req)
@@ -125,6 +144,7 @@ function M.wrap(name, handler)
                 error({ drop = true })
             end
             local headers = { ["Content-Type"] = "application/json" }
+            fault_ids(service, req, headers)
             if f.retry_after then
                 headers["Retry-After"] = tostring(f.retry_after)
                 headers["x-ms-ratelimit-remaining-subscription-reads"] = "0"
