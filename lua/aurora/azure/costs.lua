@@ -12,6 +12,7 @@
 -- Reference: docs/api.md, "GET /azure/costs".
 local arm = require "aurora.azure.arm"
 local account = require "aurora.azure.account"
+local flight = require "aurora.flight"
 local json = require "aurora.json"
 local log = require "aurora.log"
 local shared = require "aurora.shared"
@@ -23,7 +24,6 @@ M.TTL = 3600             -- seconds a complete answer is cached
 M.PARTIAL_TTL = 300      -- ... and one where a subscription failed
 M.FETCH_TOTAL = 25       -- seconds a fetch may take (the request deadline is 30)
 M.LOCK_TTL = 60          -- seconds a "query running" mark lives
-M.WAIT_STEP = 0.05       -- seconds between looks at the cache while another query runs
 
 local cache = shared.dict("azure_costs", { max_items = 10000, max_bytes = 64 * 1024 * 1024 })
 local locks = shared.dict("azure_costs_locks", { max_items = 10000 })
@@ -182,17 +182,6 @@ function M.report(uid, main, ro, subs, group_by, range, key_range, refresh)
         local hit = cached(key)
         if hit then return hit, "hit" end
     end
-    local mine = locks:add(key, true, M.LOCK_TTL)
-    if not mine and not refresh then
-        -- One query per answer: Cost Management's quota is a few calls a minute.
-        local deadline = time.monotonic() + M.FETCH_TOTAL
-        while time.monotonic() < deadline and locks:get(key) do
-            time.sleep(M.WAIT_STEP)
-            local hit = cached(key)
-            if hit then return hit, "hit" end
-        end
-        mine = locks:add(key, true, M.LOCK_TTL)
-    end
     local function run()
         local tok, terr = account.read_token(uid, main, ro)
         if not tok then return nil, "token", terr end
@@ -204,10 +193,9 @@ function M.report(uid, main, ro, subs, group_by, range, key_range, refresh)
         if not ok then log.warn("cost answer not cached", { reason = serr or msg }) end
         return res, "miss"
     end
-    local ok, a, b, c = pcall(run)
-    if mine then locks:delete(key) end
-    if not ok then error(a, 0) end
-    return a, b, c
+    -- One query per answer: Cost Management's quota is a few calls a minute.
+    return flight.run(locks, key, { lock_ttl = M.LOCK_TTL, wait = M.FETCH_TOTAL, force = refresh },
+        function() return cached(key) end, run)
 end
 
 return M

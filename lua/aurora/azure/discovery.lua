@@ -18,6 +18,7 @@
 local arm = require "aurora.azure.arm"
 local account = require "aurora.azure.account"
 local env = require "aurora.env"
+local flight = require "aurora.flight"
 local json = require "aurora.json"
 local log = require "aurora.log"
 local shared = require "aurora.shared"
@@ -40,7 +41,6 @@ M.GRAPH_SHARE = 0.6      -- part of a fetch's time Resource Graph may use before
 M.FETCH_TOTAL = 25       -- seconds a fetch on a request may take (the request deadline is 30)
 M.BACKGROUND_TOTAL = 120 -- seconds a background refresh may take
 M.LOCK_TTL = 150         -- seconds a "fetch running" mark lives (a crashed fetch frees it)
-M.WAIT_STEP = 0.05       -- seconds between looks at the cache while another fetch runs
 M.MEMO_MAX = 4           -- decoded inventories each worker keeps (see `memo` below)
 
 local cache = shared.dict("azure_inventory", { max_items = 2000, max_bytes = 256 * 1024 * 1024 })
@@ -624,19 +624,11 @@ function M.inventory(uid, main, ro, subs, refresh)
             return inv, "hit"
         end
     end
-    local mine = locks:add(key, true, M.LOCK_TTL)
-    if not mine and not refresh then
-        local deadline = time.monotonic() + M.FETCH_TOTAL
-        while time.monotonic() < deadline and locks:get(key) do
-            time.sleep(M.WAIT_STEP)
-            local inv = cached(key)
-            if inv then return inv, "hit" end
-        end
-        mine = locks:add(key, true, M.LOCK_TTL)
-    end
-    local ok, inv, kind, err = pcall(fetch_and_store, key, uid, main, ro, subs, M.FETCH_TOTAL)
-    if mine then locks:delete(key) end
-    if not ok then error(inv, 0) end
+    local inv, kind, err = flight.run(locks, key, { lock_ttl = M.LOCK_TTL, wait = M.FETCH_TOTAL,
+        force = refresh }, function() return cached(key) end, function()
+            return fetch_and_store(key, uid, main, ro, subs, M.FETCH_TOTAL)
+        end)
+    if kind == "hit" then return inv, "hit" end
     if not inv then return nil, kind, err end
     return inv, "miss"
 end
