@@ -137,7 +137,7 @@ demo: deps aurora
 	bash tests/sim/demo
 
 clean:
-	rm -rf build build-asan aurora
+	rm -rf build build-asan build-fuzz aurora
 
 format:
 	clang-format -i src/*.c include/aurora/*.h tests/c/*.c

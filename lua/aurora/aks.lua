@@ -30,7 +30,7 @@ local timer = require "aurora.timer"
 
 local M = {}
 
-M.CONCURRENCY = env.int("AURORA_AKS_CONCURRENCY", 64) or 64  -- cluster jobs at once per batch
+M.CONCURRENCY = env.int("AURORA_AKS_CONCURRENCY", 100) or 100  -- cluster jobs at once per batch
 M.STATUS_TTL = 300        -- seconds a known status is trusted before a job checks again
 M.JOB_TTL = 600           -- seconds a job's lock lives at most (a crashed job frees it then)
 M.DEPLOY_TIMEOUT = 300    -- seconds a deployment waits for the metrics-server to be Available
