@@ -7,11 +7,11 @@
 --   2026-11-02  Azure Kubernetes Service  rg-aks   40.75
 --   2026-11-02  Storage                   rg-data   1.05
 local T = require "aurora.test"
-local harness = require "sim.harness"
 local http = require "aurora.http"
 local json = require "aurora.json"
 local time = require "aurora.time"
 local timer = require "aurora.timer"
+local connector = require "lib.connector"
 
 local SUB = "0b1c2d3e-4f50-4617-8283-949596979899"
 local SUB_DISABLED = "1c2d3e4f-5061-4728-9394-a5b6c7d8e9f0"
@@ -19,27 +19,16 @@ local COST = "arm:POST /subscriptions/{sub}/providers/Microsoft.CostManagement/q
 local NOVEMBER = "from=2026-11-01&to=2026-11-30"
 
 
+-- The simulator and the app, with user u1 logged in. Returns sim, call, server.
 local function start()
-    local sim = harness.start()
-    local s = T.server { app = "lua", env = { AZURE_AUTHORITY_HOST = sim.env.SIM_LOGIN_URL,
-        AZURE_RESOURCE_MANAGER_ENDPOINT = sim.env.SIM_ARM_URL,
-        AZURE_GRAPH_ENDPOINT = sim.env.SIM_GRAPH_URL, AURORA_CA_BUNDLE = sim.env.SIM_CA_FILE } }
-    local function call(method, p, opts)
-        opts = opts or {}
-        local res = assert(s:request(method, p, { json = opts.json,
-            headers = { ["X-User-ID"] = opts.user or "u1" } }))
-        res.json = json.decode(res.body)
-        return res
-    end
-    local res = call("POST", "/azure/login", { json = { tenantId = sim.env.SIM_TENANT,
-        clientId = sim.env.SIM_CLIENT_ID, clientSecret = sim.env.SIM_CLIENT_SECRET } })
-    T.eq(res.status, 200, res.body)
+    local sim, call, _, s = connector.start()
+    connector.login(sim, call)
     return sim, call, s
 end
 
 
 local function cost_calls(sim)
-    return sim:stats().counts[COST] or 0
+    return connector.route_count(sim, COST)
 end
 
 
