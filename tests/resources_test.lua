@@ -2,9 +2,9 @@
 -- simulator: Resource Graph, the per-type ARM fallback, partial and total failures, filters,
 -- paging, the cache, Ask-mode credentials and a 5,000-resource generated scenario.
 local T = require "aurora.test"
-local harness = require "sim.harness"
 local json = require "aurora.json"
 local time = require "aurora.time"
+local connector = require "lib.connector"
 
 local SUB = "0b1c2d3e-4f50-4617-8283-949596979899"
 local SUB_DISABLED = "1c2d3e4f-5061-4728-9394-a5b6c7d8e9f0"
@@ -21,26 +21,9 @@ local CATEGORIES = { "aks_cluster", "virtual_machine", "vm_scale_set", "sql_serv
 -- Starts the simulator (scenario file optional) and the app, logs user u1 in. Returns sim,
 -- call(method, path, opts) -> res with res.json, and login(user, extra fields).
 local function start(scenario, extra_env)
-    local sim = harness.start { scenario = scenario }
-    local env = { AZURE_AUTHORITY_HOST = sim.env.SIM_LOGIN_URL,
-        AZURE_RESOURCE_MANAGER_ENDPOINT = sim.env.SIM_ARM_URL,
-        AZURE_GRAPH_ENDPOINT = sim.env.SIM_GRAPH_URL, AURORA_CA_BUNDLE = sim.env.SIM_CA_FILE }
-    for k, v in pairs(extra_env or {}) do env[k] = v end
-    local s = T.server { app = "lua", env = env }
-    local function call(method, p, opts)
-        opts = opts or {}
-        local headers = opts.headers or {}
-        headers["X-User-ID"] = headers["X-User-ID"] or opts.user or "u1"
-        local res = assert(s:request(method, p, { json = opts.json, headers = headers }))
-        res.json = json.decode(res.body)
-        return res
-    end
+    local sim, call = connector.start(extra_env, scenario)
     local function login(user, extra)
-        local b = { tenantId = sim.env.SIM_TENANT, clientId = sim.env.SIM_CLIENT_ID,
-            clientSecret = sim.env.SIM_CLIENT_SECRET }
-        for k, v in pairs(extra or {}) do b[k] = v end
-        local res = call("POST", "/azure/login", { user = user, json = b })
-        T.eq(res.status, 200, res.body)
+        connector.login(sim, call, user, extra)
     end
     login("u1")
     return sim, call, login
@@ -49,11 +32,7 @@ end
 
 -- Requests to the simulator's ARM per route name prefix (all of ARM without one).
 local function arm_calls(sim, prefix)
-    local n = 0
-    for k, v in pairs(sim:stats().counts) do
-        if k:find(prefix or "arm:", 1, true) == 1 then n = n + v end
-    end
-    return n
+    return connector.count(sim, prefix or "arm:")
 end
 
 
@@ -96,6 +75,24 @@ local function scenario_file(extra)
     T.write_file(path, "local scenario = dofile('tests/sim/scenario.lua')\n" ..
         "local s = dofile('tests/sim/scenarios/default.lua')\n" .. extra .. "\nreturn s\n")
     return path
+end
+
+
+-- start() on the default scenario plus a VM in the Disabled subscription (rg-legacy/vm-legacy),
+-- where only the Contributor principal has a role, with both subscriptions enabled for u1.
+-- Returns sim, call, login and the POST /api/azure-subscriptions body that enabled them.
+local function start_with_legacy_vm()
+    local path = scenario_file([[
+s.resource_groups[#s.resource_groups + 1] = { subscription = "]] .. SUB_DISABLED .. [[",
+    name = "rg-legacy", location = "northeurope" }
+s.vms[#s.vms + 1] = { subscription = "]] .. SUB_DISABLED .. [[", resource_group = "rg-legacy",
+    name = "vm-legacy", location = "northeurope", size = "Standard_B2s", os = "Linux" }
+]])
+    local sim, call, login = start(path)
+    local both = { projects = { { projectId = SUB, enabled = true },
+        { projectId = SUB_DISABLED, enabled = true } } }
+    T.eq(call("POST", "/api/azure-subscriptions", { json = both }).status, 200)
+    return sim, call, login, both
 end
 
 
@@ -240,16 +237,7 @@ T.test("Resource Graph forbidden (403): the per-type lists give the same items, 
 
 
 T.test("one failed Resource Graph query is made up by list calls for what it covered", function()
-    local path = scenario_file([[
-s.resource_groups[#s.resource_groups + 1] = { subscription = "]] .. SUB_DISABLED .. [[",
-    name = "rg-legacy", location = "northeurope" }
-s.vms[#s.vms + 1] = { subscription = "]] .. SUB_DISABLED .. [[", resource_group = "rg-legacy",
-    name = "vm-legacy", location = "northeurope", size = "Standard_B2s", os = "Linux" }
-]])
-    local sim, call = start(path)
-    local both = { projects = { { projectId = SUB, enabled = true },
-        { projectId = SUB_DISABLED, enabled = true } } }
-    T.eq(call("POST", "/api/azure-subscriptions", { json = both }).status, 200)
+    local sim, call = start_with_legacy_vm()
     local graph = call("GET", "/azure/resources").json
     T.eq(graph.source, "resource_graph")
     T.eq(graph.total, 20)
@@ -448,17 +436,7 @@ end)
 
 
 T.test("Ask mode reads with the read-only credentials", function()
-    -- A VM in the Disabled subscription, where only the Contributor principal has a role.
-    local path = scenario_file([[
-s.resource_groups[#s.resource_groups + 1] = { subscription = "]] .. SUB_DISABLED .. [[",
-    name = "rg-legacy", location = "northeurope" }
-s.vms[#s.vms + 1] = { subscription = "]] .. SUB_DISABLED .. [[", resource_group = "rg-legacy",
-    name = "vm-legacy", location = "northeurope", size = "Standard_B2s", os = "Linux" }
-]])
-    local _, call, login = start(path)
-    local both = { projects = { { projectId = SUB, enabled = true },
-        { projectId = SUB_DISABLED, enabled = true } } }
-    T.eq(call("POST", "/api/azure-subscriptions", { json = both }).status, 200)
+    local _, call, login, both = start_with_legacy_vm()
     local res = call("GET", "/azure/resources?category=virtual_machine")
     T.eq(names(res.json.items), { "vm-legacy", "vm-web-1", "vm-web-2" })
     T.eq(by_name(res.json.items)["vm-legacy"].properties.vmSize, "Standard_B2s")
