@@ -4,9 +4,9 @@
 -- kind's), what failed upstream, the request id, and no secret in the body.
 local T = require "aurora.test"
 local harness = require "sim.harness"
-local json = require "aurora.json"
 local proc = require "aurora.proc"
 local map = require "maps.errors"
+local connector = require "lib.connector"
 
 local GUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 local TOKEN_ROUTE = "login:POST /{tenant}/oauth2/v2.0/token"
@@ -19,41 +19,23 @@ local UNKNOWN_TENANT = "f0e1d2c3-b4a5-4968-8776-655443322110"
 
 
 -- The app served against sim with env added to the simulator's endpoints (a value of false
--- leaves the variable out). Returns call(method, path, opts) -> response with .json, and the
--- server.
+-- leaves the variable out), each call sending X-Request-ID "trbl-<n>" (res.sent_id). Returns
+-- call(method, path, opts) -> response with .json, and the server.
 local function serve(sim, env_over, app)
-    local env = { AZURE_AUTHORITY_HOST = sim.env.SIM_LOGIN_URL,
-        AZURE_RESOURCE_MANAGER_ENDPOINT = sim.env.SIM_ARM_URL,
-        AZURE_GRAPH_ENDPOINT = sim.env.SIM_GRAPH_URL, AURORA_CA_BUNDLE = sim.env.SIM_CA_FILE }
-    for k, v in pairs(env_over or {}) do env[k] = v or nil end
-    local s = T.server { app = app or "lua", env = env }
-    local n = 0
-    local function call(method, p, opts)
-        opts = opts or {}
-        n = n + 1
-        local headers = { ["X-User-ID"] = opts.user or "u1",
-            ["X-Request-ID"] = "trbl-" .. n }
-        for k, v in pairs(opts.headers or {}) do headers[k] = v end
-        local res = assert(s:request(method, p, { json = opts.json, headers = headers }))
-        local ok, body = pcall(json.decode, res.body)
-        res.json = ok and type(body) == "table" and body or nil
-        res.sent_id = headers["X-Request-ID"]
-        return res
-    end
-    return call, s
+    return connector.serve(sim, env_over, { app = app, request_ids = "trbl-" })
 end
 
 
-local function creds(sim, over)
-    local b = { tenantId = sim.env.SIM_TENANT, clientId = sim.env.SIM_CLIENT_ID,
-        clientSecret = sim.env.SIM_CLIENT_SECRET }
-    for k, v in pairs(over or {}) do b[k] = v end
-    return b
-end
+local creds = connector.credentials
+local count = connector.route_count
 
 
-local function count(sim, route)
-    return sim:stats().counts[route] or 0
+-- POST /azure/login for u1 on a fresh simulator, with the fields of over changed in the
+-- Contributor's credentials. Returns the answer, sim, call and the server.
+local function login_with(over)
+    local sim = harness.start()
+    local call, s = serve(sim)
+    return call("POST", "/azure/login", { json = creds(sim, over) }), sim, call, s
 end
 
 
@@ -97,10 +79,7 @@ end
 -- ---- Invalid Azure credentials / Service principal not found (Entra ID) ---------------------
 
 T.test("a wrong client secret (AADSTS7000215) is 401 Invalid Azure credentials", function()
-    local sim = harness.start()
-    local call, s = serve(sim)
-    local res = call("POST", "/azure/login", { json = creds(sim,
-        { clientSecret = "not-the-secret-4711" }) })
+    local res, _, call, s = login_with { clientSecret = "not-the-secret-4711" }
     check(res, { status = 401, error = "Invalid Azure credentials", code = "invalid_credentials",
         step = "secret's Value", secrets = { "not-the-secret-4711" },
         upstream = { status = 401, code = "AADSTS7000215", correlation = true,
@@ -111,10 +90,7 @@ end)
 
 
 T.test("an expired client secret (AADSTS7000222) is 401 Invalid Azure credentials", function()
-    local sim = harness.start()
-    local call = serve(sim)
-    local res = call("POST", "/azure/login", { json = creds(sim,
-        { clientId = EXPIRED_ID, clientSecret = EXPIRED_SECRET }) })
+    local res = login_with { clientId = EXPIRED_ID, clientSecret = EXPIRED_SECRET }
     check(res, { status = 401, error = "Invalid Azure credentials", code = "invalid_credentials",
         step = "has expired", secrets = { EXPIRED_SECRET },
         upstream = { status = 401, code = "AADSTS7000222", correlation = true,
@@ -123,9 +99,7 @@ end)
 
 
 T.test("an unknown application (AADSTS700016) is 404 Service principal not found", function()
-    local sim = harness.start()
-    local call = serve(sim)
-    local res = call("POST", "/azure/login", { json = creds(sim, { clientId = UNKNOWN_APP }) })
+    local res, sim = login_with { clientId = UNKNOWN_APP }
     check(res, { status = 404, error = "Service principal not found", code = "sp_not_found",
         step = "No application with this client id", secrets = { sim.env.SIM_CLIENT_SECRET },
         upstream = { status = 400, code = "AADSTS700016", correlation = true,
@@ -134,9 +108,7 @@ end)
 
 
 T.test("an unknown tenant (AADSTS90002) is 401 Invalid Azure credentials", function()
-    local sim = harness.start()
-    local call = serve(sim)
-    local res = call("POST", "/azure/login", { json = creds(sim, { tenantId = UNKNOWN_TENANT }) })
+    local res, sim = login_with { tenantId = UNKNOWN_TENANT }
     check(res, { status = 401, error = "Invalid Azure credentials", code = "invalid_credentials",
         step = "tenant was not found", secrets = { sim.env.SIM_CLIENT_SECRET },
         upstream = { status = 400, code = "AADSTS90002", correlation = true,
@@ -172,10 +144,8 @@ end)
 
 
 T.test("a wrong secret of the read-only credentials says so, and nothing is stored", function()
-    local sim = harness.start()
-    local call = serve(sim)
-    local res = call("POST", "/azure/login", { json = creds(sim, { readOnlyCredentials = {
-        clientId = "9e0f1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2c", clientSecret = "not-the-reader-0815" } }) })
+    local res, sim, call = login_with { readOnlyCredentials = {
+        clientId = "9e0f1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2c", clientSecret = "not-the-reader-0815" } }
     check(res, { status = 401, error = "Invalid Azure credentials", code = "invalid_credentials",
         step = "secret's Value", secrets = { "not-the-reader-0815", sim.env.SIM_CLIENT_SECRET },
         upstream = { status = 401, code = "AADSTS7000215", correlation = true,
@@ -202,10 +172,7 @@ T.test("a throttled login endpoint is a 502 token failure: the map does not pass
 -- ---- No enabled subscription found ------------------------------------------------------
 
 T.test("a given subscription that is Disabled is 403 No enabled subscription found", function()
-    local sim = harness.start()
-    local call = serve(sim)
-    local res = call("POST", "/azure/login", { json = creds(sim,
-        { subscriptionId = SUB_DISABLED }) })
+    local res, sim, call = login_with { subscriptionId = SUB_DISABLED }
     check(res, { status = 403, error = "No enabled subscription found",
         code = "no_enabled_subscription", step = "you gave is not Enabled",
         secrets = { sim.env.SIM_CLIENT_SECRET },
@@ -216,10 +183,7 @@ end)
 
 
 T.test("a principal with no role anywhere is 403 No enabled subscription found", function()
-    local sim = harness.start()
-    local call = serve(sim)
-    local res = call("POST", "/azure/login", { json = creds(sim,
-        { clientId = NOACCESS_ID, clientSecret = NOACCESS_SECRET }) })
+    local res = login_with { clientId = NOACCESS_ID, clientSecret = NOACCESS_SECRET }
     check(res, { status = 403, error = "No enabled subscription found",
         code = "no_enabled_subscription", step = "az role assignment create",
         secrets = { NOACCESS_SECRET },
