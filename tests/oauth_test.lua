@@ -9,6 +9,7 @@ local identity = require "aurora.identity"
 local json = require "aurora.json"
 local secrets = require "aurora.secrets"
 local time = require "aurora.time"
+local connector = require "lib.connector"
 
 local FRONT = "https://app.example"
 local ADA_OID = "a0b1c2d3-e4f5-4a6b-8c7d-8e9fa0b1c2d3"
@@ -49,32 +50,32 @@ local function query(url)
 end
 
 
+-- Checks a callback answer that sends the browser back with an error: a 302 whose Location
+-- has status=error, code=oauth_failed and an error holding want. Returns that query.
+local function redirected_error(res, want)
+    T.eq(res.status, 302, res.body)
+    local q = query(res.headers.location)
+    T.eq(q.status, "error")
+    T.eq(q.code, "oauth_failed")
+    T.contains(q.error, want)
+    return q
+end
+
+
 -- Starts the simulator and the app. opts: env (extra variables; false removes one), app (an
 -- app directory, default "lua"), sim (a running simulator to reuse).
 local function start(opts)
     opts = opts or {}
     local sim = opts.sim or harness.start { scenario = scenario() }
-    local env = { AZURE_AUTHORITY_HOST = sim.env.SIM_LOGIN_URL,
-        AZURE_RESOURCE_MANAGER_ENDPOINT = sim.env.SIM_ARM_URL,
-        AZURE_GRAPH_ENDPOINT = sim.env.SIM_GRAPH_URL, AURORA_CA_BUNDLE = sim.env.SIM_CA_FILE,
-        AZURE_CLIENT_ID = sim.env.SIM_CLIENT_ID, AZURE_CLIENT_SECRET = sim.env.SIM_CLIENT_SECRET,
-        FRONTEND_URL = FRONT, AURORA_LIB_DIR = "lua" }
-    for k, v in pairs(opts.env or {}) do env[k] = v or nil end
-    local s = T.server { app = opts.app or "lua", env = env }
+    local env = { AZURE_CLIENT_ID = sim.env.SIM_CLIENT_ID,
+        AZURE_CLIENT_SECRET = sim.env.SIM_CLIENT_SECRET, FRONTEND_URL = FRONT,
+        AURORA_LIB_DIR = "lua" }
+    for k, v in pairs(opts.env or {}) do env[k] = v end
+    -- Every call carries the API token when the server has one, unless it says token = false.
+    local call, s = connector.serve(sim, env, { app = opts.app,
+        token = env.AURORA_API_TOKEN or nil })
     T.defer(function() s:stop() end)
-    local app = { sim = sim, s = s }
-    function app.call(method, p, o)
-        o = o or {}
-        local headers = o.headers or {}
-        if o.user ~= false then headers["X-User-ID"] = headers["X-User-ID"] or o.user or "u1" end
-        if env.AURORA_API_TOKEN and o.token ~= false then
-            headers.Authorization = "Bearer " .. env.AURORA_API_TOKEN
-        end
-        local res = assert(s:request(method, p, { headers = headers }))
-        local ok, body = pcall(json.decode, res.body)
-        res.json = ok and body or nil
-        return res
-    end
+    local app = { sim = sim, s = s, call = call }
     -- The browser's part: GET /azure/oauth/login, follow the Location to Entra ID, and return
     -- the URL Entra ID sends the browser back to (our callback with code and state).
     -- tamper(location) may change the authorize URL on the way.
@@ -208,13 +209,9 @@ end)
 T.test("the callback refuses a missing, unknown or replayed state", function()
     local a = start()
     local function refused(res, want)
-        T.eq(res.status, 302, res.body)
+        local q = redirected_error(res, want)
         local loc = res.headers.location
         T.eq(loc:sub(1, #FRONT + 16), FRONT .. "/azure/connected")
-        local q = query(loc)
-        T.eq(q.status, "error")
-        T.eq(q.code, "oauth_failed")
-        T.contains(q.error, want)
         T.ok(q.requestId, "the request id for support")
         return q
     end
@@ -278,11 +275,7 @@ T.test("a code obtained with another PKCE challenge is refused by Entra ID", fun
         return (loc:gsub("code_challenge=[^&]+", "code_challenge=" .. other_challenge))
     end)
     local res = a.callback(back)
-    T.eq(res.status, 302)
-    local q = query(res.headers.location)
-    T.eq(q.status, "error")
-    T.eq(q.code, "oauth_failed")
-    T.contains(q.error, "AADSTS501481")
+    redirected_error(res, "AADSTS501481")
     T.not_contains(res.headers.location, query(back).code)
     T.eq(a.stored("u1"), nil)
     T.eq(a.call("GET", "/azure/oauth/status").json.connected, false)
@@ -294,18 +287,13 @@ T.test("an error from Entra ID in the callback is reported and spends the state"
     a.sim:knobs { authorize_error = "access_denied" }
     local back = a.authorize("u1")
     T.eq(query(back).error, "access_denied")
-    local res = a.callback(back)
-    T.eq(res.status, 302)
-    local q = query(res.headers.location)
-    T.eq(q.status, "error")
-    T.eq(q.code, "oauth_failed")
-    T.contains(q.error, "AADSTS50126")
+    redirected_error(a.callback(back), "AADSTS50126")
     T.eq(a.stored("u1"), nil)
     -- The state of that attempt cannot be used for a code afterwards.
     a.sim:knobs { authorize_error = false }
     local good = a.authorize("u1")
     local replay = good:gsub("state=[^&]+", "state=" .. http.escape(query(back).state))
-    q = query(a.callback(replay).headers.location)
+    local q = query(a.callback(replay).headers.location)
     T.eq(q.status, "error")
     T.contains(q.error, "already used")
 end)
