@@ -6,6 +6,7 @@ local harness = require "sim.harness"
 local json = require "aurora.json"
 local crypto = require "aurora.crypto"
 local time = require "aurora.time"
+local connector = require "lib.connector"
 
 local SUB_DISABLED = "1c2d3e4f-5061-4728-9394-a5b6c7d8e9f0"
 local SUB_WARNED = "2d3e4f50-6172-4839-a4b5-c6d7e8f90a1b"
@@ -19,34 +20,6 @@ local CLUSTERS_ROUTE = "arm:GET /subscriptions/{sub}/providers/Microsoft.Contain
 local VAULT_WRITE_4 = "vault:POST /v1/{mount}/data/{p1}/{p2}/{p3}/{p4}"
 local VAULT_WRITE_5 = "vault:POST /v1/{mount}/data/{p1}/{p2}/{p3}/{p4}/{p5}"
 
-
--- The app served against sim, with extra_env added (a value of false leaves a variable out).
--- Returns call(method, path, opts) -> response with .json, and the server.
-local function serve(sim, extra_env, app)
-    local env = { AZURE_AUTHORITY_HOST = sim.env.SIM_LOGIN_URL,
-        AZURE_RESOURCE_MANAGER_ENDPOINT = sim.env.SIM_ARM_URL,
-        AZURE_GRAPH_ENDPOINT = sim.env.SIM_GRAPH_URL, AURORA_CA_BUNDLE = sim.env.SIM_CA_FILE }
-    for k, v in pairs(extra_env or {}) do env[k] = v or nil end
-    local s = T.server { app = app or "lua", env = env }
-    local function call(method, p, opts)
-        opts = opts or {}
-        local headers = opts.headers or {}
-        if opts.user ~= false then headers["X-User-ID"] = headers["X-User-ID"] or opts.user or "u1" end
-        local res = assert(s:request(method, p, { json = opts.json, body = opts.body,
-            headers = headers }))
-        local ok, body = pcall(json.decode, res.body)
-        res.json = ok and body or nil
-        return res
-    end
-    return call, s
-end
-
-local function start(extra_env, scenario)
-    local sim = harness.start { scenario = scenario }
-    local call, s = serve(sim, extra_env)
-    local function stop() s:stop(); sim:stop() end
-    return sim, call, stop, s
-end
 
 -- The server environment that keeps secrets in the simulator's Vault.
 local function vault_env(sim)
@@ -72,37 +45,11 @@ local function vault_keys(sim, p)
     return json.decode(res.body).data.keys
 end
 
-local function good(sim, extra)
-    local b = { tenantId = sim.env.SIM_TENANT, clientId = sim.env.SIM_CLIENT_ID,
-        clientSecret = sim.env.SIM_CLIENT_SECRET }
-    for k, v in pairs(extra or {}) do b[k] = v end
-    return b
-end
-
+-- The default scenario's Contributor login body, fields of extra changed.
+local good = connector.credentials
 -- Requests the simulator counted on exactly one route.
-local function count(sim, route)
-    return sim:stats().counts[route] or 0
-end
+local count = connector.route_count
 
--- Requests the simulator counted on every route of a service ("arm", "vault", "login").
-local function service_count(sim, service, method)
-    local n = 0
-    for k, v in pairs(sim:stats().counts) do
-        if k:sub(1, #service + 1) == service .. ":" and
-                (not method or k:find(":" .. method .. " ", 1, true)) then
-            n = n + v
-        end
-    end
-    return n
-end
-
-local function arm_count(sim, needle)
-    local n = 0
-    for k, v in pairs(sim:stats().counts) do
-        if k:sub(1, 4) == "arm:" and (not needle or k:find(needle, 1, true)) then n = n + v end
-    end
-    return n
-end
 
 -- The projectIds of a GET /api/azure-subscriptions answer, as a set, and their count.
 local function project_set(res)
@@ -112,7 +59,7 @@ local function project_set(res)
 end
 
 T.test("login with the CLI's field names, then fetch_data", function()
-    local sim, call, stop = start()
+    local sim, call, stop = connector.start()
     local res = call("POST", "/azure/login", { json = { tenant = sim.env.SIM_TENANT,
         appId = sim.env.SIM_CLIENT_ID, password = sim.env.SIM_CLIENT_SECRET,
         subscription_id = sim.env.SIM_SUBSCRIPTION } })
@@ -134,7 +81,7 @@ T.test("login with the CLI's field names, then fetch_data", function()
 end)
 
 T.test("validation errors name each bad field, and nothing is stored", function()
-    local sim, call, stop = start()
+    local sim, call, stop = connector.start()
     local res = call("POST", "/azure/login", { body = "{not json",
         headers = { ["Content-Type"] = "application/json" } })
     T.eq(res.status, 400)
@@ -163,7 +110,7 @@ end)
 
 T.test("subscription selection: given, first Enabled, given but not Enabled, not visible, none",
     function()
-        local sim, call, stop = start()
+        local sim, call, stop = connector.start()
         -- None given: the first Enabled one the principal sees (it also sees Disabled and Warned).
         local res = call("POST", "/azure/login", { json = good(sim) })
         T.eq(res.status, 200, res.body)
@@ -195,7 +142,7 @@ T.test("subscription selection: given, first Enabled, given but not Enabled, not
 
 
 T.test("subscriptions are read across pages: at login and for the list", function()
-    local sim, call, stop = start()
+    local sim, call, stop = connector.start()
     sim:knobs { page_size = 1 }
     -- The Warned subscription is the third of three the principal sees: found on page 3.
     local before = count(sim, SUBS_ROUTE)
@@ -216,7 +163,7 @@ T.test("subscriptions are read across pages: at login and for the list", functio
 end)
 
 T.test("read-only credentials (aliases inside) are validated and used for reads", function()
-    local sim, call, stop = start()
+    local sim, call, stop = connector.start()
     local res = call("POST", "/azure/login", { json = good(sim, { read_only_credentials = {
         appId = READER_ID, password = READER_SECRET } }) })
     T.eq(res.status, 200, res.body)
@@ -233,7 +180,7 @@ end)
 
 T.test("users are isolated: credentials, views and disconnects (secrets in Vault)", function()
     local sim = harness.start()
-    local call = serve(sim, vault_env(sim))
+    local call = connector.serve(sim, vault_env(sim))
     T.eq(call("POST", "/azure/login", { user = "alice@example.com", json = good(sim) }).status, 200)
     T.eq(call("GET", "/azure/fetch_data", { user = "alice@example.com" }).status, 200)
     T.eq(call("GET", "/azure/fetch_data", { user = "bob" }).json.code, "not_connected")
@@ -256,8 +203,8 @@ end)
 
 T.test("bad user ids are refused with 400 before anything is stored or sent", function()
     local sim = harness.start()
-    local call = serve(sim, vault_env(sim))
-    local vault0, login0 = service_count(sim, "vault"), service_count(sim, "login")
+    local call = connector.serve(sim, vault_env(sim))
+    local vault0, login0 = connector.count(sim, "vault:"), connector.count(sim, "login:")
     for _, id in ipairs { "..", ".", "a/b", "../alice", "users/../x", "a\tb", "a\1b", "a\127b",
             "a b", "a%2Fb", "x.rec", string.rep("a", 129), "ü" } do
         for _, r in ipairs { { "POST", "/azure/login" }, { "GET", "/azure/fetch_data" },
@@ -269,8 +216,8 @@ T.test("bad user ids are refused with 400 before anything is stored or sent", fu
         end
     end
     T.eq(call("GET", "/azure/fetch_data", { user = false }).status, 400, "no X-User-ID at all")
-    T.eq(service_count(sim, "vault"), vault0, "the store was not touched")
-    T.eq(service_count(sim, "login"), login0, "Entra ID was not asked")
+    T.eq(connector.count(sim, "vault:"), vault0, "the store was not touched")
+    T.eq(connector.count(sim, "login:"), login0, "Entra ID was not asked")
     T.eq(vault_keys(sim, "users"), nil, "nothing under users/")
     -- 128 characters of the allowed set is a valid id.
     local long = string.rep("a", 120) .. "@x.y-z_0"
@@ -281,7 +228,7 @@ end)
 
 
 T.test("clusters: paging, the 30 s cache, ?refresh=1", function()
-    local sim, call, stop = start()
+    local sim, call, stop = connector.start()
     T.eq(call("POST", "/azure/login", { json = good(sim) }).status, 200)
     sim:knobs { page_size = 1 }
     local before = count(sim, CLUSTERS_ROUTE)
@@ -311,7 +258,7 @@ T.test("clusters: paging, the 30 s cache, ?refresh=1", function()
 end)
 
 T.test("a 429 from ARM is retried after its Retry-After, then succeeds", function()
-    local sim, call, stop = start()
+    local sim, call, stop = connector.start()
     sim:knobs { faults = { { route = SUBS_ROUTE, status = 429, retry_after = 1, count = 1 } } }
     local t0 = time.monotonic()
     local res = call("POST", "/azure/login", { json = good(sim) })
@@ -324,7 +271,7 @@ T.test("a 429 from ARM is retried after its Retry-After, then succeeds", functio
 end)
 
 T.test("the enabled subscription set, then disconnect", function()
-    local sim, call, stop = start()
+    local sim, call, stop = connector.start()
     T.eq(call("GET", "/api/azure-subscriptions").status, 401, "not connected")
     T.eq(call("POST", "/azure/login", { json = good(sim) }).status, 200)
     local res = call("GET", "/api/azure-subscriptions")
@@ -357,7 +304,8 @@ T.test("the enabled subscription set, then disconnect", function()
 end)
 
 T.test("API token and CORS", function()
-    local sim, call, stop = start { AURORA_API_TOKEN = "tok-123", FRONTEND_URL = "https://app.example" }
+    local sim, call, stop = connector.start { AURORA_API_TOKEN = "tok-123",
+        FRONTEND_URL = "https://app.example" }
     T.eq(call("GET", "/azure/fetch_data").status, 401)
     T.eq(call("GET", "/azure/fetch_data", { headers = { Authorization = "Bearer nope" } }).status, 401)
     local res = call("GET", "/azure/fetch_data", { headers = { Authorization = "Bearer tok-123",
@@ -378,7 +326,7 @@ end)
 
 
 T.test("fetch_data reports the client secret's expiry from Graph and warns within 30 days", function()
-    local sim, call, stop = start()
+    local sim, call, stop = connector.start()
     T.eq(call("POST", "/azure/login", { json = good(sim) }).status, 200)
     local res = call("GET", "/azure/fetch_data")
     T.eq(res.status, 200, res.body)
@@ -392,7 +340,7 @@ local s = dofile("tests/sim/scenarios/default.lua")
 s.applications[1].secrets[1].expires = os.time() + 10 * 86400 + 3600
 return s
 ]])
-    sim, call, stop = start(nil, dir .. "/scenario.lua")
+    sim, call, stop = connector.start(nil, dir .. "/scenario.lua")
     T.eq(call("POST", "/azure/login", { json = good(sim) }).status, 200)
     res = call("GET", "/azure/fetch_data")
     T.eq(res.status, 200, res.body)
@@ -405,7 +353,7 @@ end)
 
 T.test("login with a certificate credential instead of a secret", function()
     local crypto = require "aurora.crypto"
-    local sim, call, stop = start()
+    local sim, call, stop = connector.start()
     local key = crypto.generate_key("rsa", 2048)
     local cert = crypto.issue_cert { key = key, subject = { CN = "aurora-sp-cert" }, days = 30 }
     local reg = assert(sim:request("login", "POST", "/_sim/entra/certificates",
@@ -433,7 +381,7 @@ end)
 
 T.test("every field alias is accepted, inside readOnlyCredentials too; userId is ignored",
     function()
-        local sim, call, stop = start()
+        local sim, call, stop = connector.start()
         local res = call("POST", "/azure/login", { json = {
             tenant_id = sim.env.SIM_TENANT, client_id = sim.env.SIM_CLIENT_ID,
             client_secret = sim.env.SIM_CLIENT_SECRET,
@@ -467,7 +415,7 @@ T.test("every field alias is accepted, inside readOnlyCredentials too; userId is
 
 T.test("every validation error names its field in error and fields, before anything is sent",
     function()
-        local sim, call, stop = start()
+        local sim, call, stop = connector.start()
         local t0 = sim:stats().total
         local function bad(body, fields, raw)
             local res = call("POST", "/azure/login", raw and { body = body,
@@ -524,7 +472,7 @@ T.test("every validation error names its field in error and fields, before anyth
 
 
 T.test("a login body over the size limit is a 413 JSON answer", function()
-    local sim, call, stop = start { AURORA_BODY_MAX = "2048" }
+    local sim, call, stop = connector.start { AURORA_BODY_MAX = "2048" }
     local res = call("POST", "/azure/login", { json = good(sim,
         { clientSecret = string.rep("s", 4000) }) })
     T.eq(res.status, 413)
@@ -538,7 +486,7 @@ end)
 
 
 T.test("reads use the read-only principal when there is one, in Ask and in Do mode", function()
-    local sim, call, stop = start()
+    local sim, call, stop = connector.start()
     -- The Reader app sees one subscription, the main app three: the list shows whose token
     -- ARM was given.
     T.eq(call("POST", "/azure/login", { json = good(sim, { readOnlyCredentials = {
@@ -567,7 +515,7 @@ end)
 
 
 T.test("an X-Aurora-Mode other than ask or do is 400 on every connector route", function()
-    local sim, call, stop = start()
+    local sim, call, stop = connector.start()
     T.eq(call("POST", "/azure/login", { json = good(sim) }).status, 200)
     local routes = { { "POST", "/azure/login", good(sim) }, { "GET", "/azure/fetch_data" },
         { "GET", "/azure/clusters" }, { "GET", "/api/azure-subscriptions" },
@@ -650,7 +598,7 @@ T.test("changes need Do mode: write_token answers 403 forbidden_mode unless X-Au
 
 T.test("disconnect removes records, cached tokens and cached clusters; twice is fine", function()
     local sim = harness.start()
-    local call = serve(sim, vault_env(sim))
+    local call = connector.serve(sim, vault_env(sim))
     T.eq(call("POST", "/azure/login", { json = good(sim, { readOnlyCredentials = {
         clientId = READER_ID, clientSecret = READER_SECRET } }) }).status, 200)
     T.eq(count(sim, TOKEN_ROUTE), 2, "main and read-only ARM tokens")
@@ -685,7 +633,7 @@ end)
 
 T.test("nothing is stored when a login fails, whatever failed", function()
     local sim = harness.start()
-    local call = serve(sim, vault_env(sim))
+    local call = connector.serve(sim, vault_env(sim))
     local writes = count(sim, VAULT_WRITE_4) + count(sim, VAULT_WRITE_5)
     local fails = {
         good(sim, { clientSecret = "wrong" }),
@@ -717,14 +665,14 @@ T.test("a new server process answers fetch_data with the management token login 
         local env = backend == "vault" and vault_env(sim) or
             { AURORA_DATA_DIR = T.tmpdir(), AURORA_MASTER_KEY = crypto.hex(crypto.random(32)) }
         local user = "restart-" .. backend
-        local call, s = serve(sim, env)
+        local call, s = connector.serve(sim, env)
         local res = call("POST", "/azure/login", { user = user, json = good(sim) })
         T.eq(res.status, 200, res.body)
         s:stop()
         -- From now on Entra ID refuses every token request.
         sim:knobs { faults = { { route = TOKEN_ROUTE, status = 503, count = 1000 } } }
         local tokens, gets = count(sim, TOKEN_ROUTE), count(sim, "arm:GET /subscriptions/{sub}")
-        call = serve(sim, env)
+        call = connector.serve(sim, env)
         res = call("GET", "/azure/fetch_data", { user = user })
         -- The saved record is used only when its credential fingerprint matches the one this
         -- process computes (lua/aurora/identity.lua, fingerprint and load_token).
@@ -742,7 +690,7 @@ end)
 
 T.test("a failed store write during a new login puts the previous records back (Vault)", function()
     local sim = harness.start()
-    local call = serve(sim, vault_env(sim))
+    local call = connector.serve(sim, vault_env(sim))
     T.eq(call("POST", "/azure/login", { json = good(sim) }).status, 200)
     T.eq(call("POST", "/api/azure-subscriptions", { json = { enabled = {
         sim.env.SIM_SUBSCRIPTION, SUB_WARNED } } }).status, 200)
@@ -775,7 +723,7 @@ end)
 T.test("a new login without read-only credentials removes the old ones, or changes nothing " ..
     "when it cannot (Vault)", function()
     local sim = harness.start()
-    local call = serve(sim, vault_env(sim))
+    local call = connector.serve(sim, vault_env(sim))
     local with_ro = good(sim, { readOnlyCredentials = { clientId = READER_ID,
         clientSecret = READER_SECRET } })
     T.eq(call("POST", "/azure/login", { json = with_ro }).status, 200)
@@ -803,7 +751,7 @@ end)
 
 T.test("when a previous record cannot be read (Vault sealed), login writes nothing", function()
     local sim = harness.start()
-    local call = serve(sim, vault_env(sim))
+    local call = connector.serve(sim, vault_env(sim))
     T.eq(call("POST", "/azure/login", { json = good(sim) }).status, 200)
     sim:knobs { vault_sealed = true }
     local writes = count(sim, VAULT_WRITE_4) + count(sim, VAULT_WRITE_5)
@@ -824,7 +772,7 @@ end)
 
 
 T.test("POST /api/azure-subscriptions takes the documented shapes and refuses others", function()
-    local sim, call, stop = start()
+    local sim, call, stop = connector.start()
     T.eq(call("POST", "/azure/login", { json = good(sim) }).status, 200)
     for _, body in ipairs { { foo = 1 }, { projects = {} }, { projects = "x" },
             { projects = json.array { 5 } }, { enabled = { sub = 1 } } } do
