@@ -8,6 +8,7 @@
  */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,20 +148,40 @@ static int is_scalar(const aurora_yaml_node *v)
 }
 
 /*
- * Copies the string at key of m into *out (NULL when absent or null). Any scalar counts, as its
- * text: a plain `namespace: 2024` is the string "2024". Embedded NUL bytes are refused. Returns 0
- * or AURORA_E_INVALID / AURORA_E_NOMEM.
+ * Sets *out to the value at key of m, or NULL when it is absent or null. Fails unless the value is
+ * of type want: any scalar for AURORA_YAML_STR (a plain `namespace: 2024` is the string "2024"),
+ * else exactly want (AURORA_YAML_BOOL, AURORA_YAML_MAP or AURORA_YAML_SEQ). Returns 0 or
+ * AURORA_E_INVALID.
  */
-static int get_str(parser *p, const aurora_yaml_node *m, const char *key, const char *path,
-                   char **out)
+static int get_node(parser *p, const aurora_yaml_node *m, const char *key, const char *path,
+                    aurora_yaml_type want, const aurora_yaml_node **out)
 {
     const aurora_yaml_node *v = aurora_yaml_get(m, key);
+    const char *what = want == AURORA_YAML_STR    ? "a string"
+                       : want == AURORA_YAML_BOOL ? "a boolean"
+                       : want == AURORA_YAML_MAP  ? "a mapping"
+                                                  : "a list";
 
     *out = NULL;
     if (absent(v))
         return 0;
-    if (!is_scalar(v))
-        return fail(p, AURORA_E_INVALID, "%s%s%s must be a string", path, DOT(path), key);
+    if (want == AURORA_YAML_STR ? !is_scalar(v) : v->type != want)
+        return fail(p, AURORA_E_INVALID, "%s%s%s must be %s", path, DOT(path), key, what);
+    *out = v;
+    return 0;
+}
+
+/* Copies the string at key of m (any scalar, as get_node) into *out, NULL when absent or null.
+ * Embedded NUL bytes are refused. Returns 0 or AURORA_E_INVALID / AURORA_E_NOMEM. */
+static int get_str(parser *p, const aurora_yaml_node *m, const char *key, const char *path,
+                   char **out)
+{
+    const aurora_yaml_node *v;
+    int rc = get_node(p, m, key, path, AURORA_YAML_STR, &v);
+
+    *out = NULL;
+    if (rc || !v)
+        return rc;
     if (strlen(v->text) != v->len)
         return fail(p, AURORA_E_INVALID, "%s%s%s must not contain a NUL byte", path, DOT(path),
                     key);
@@ -175,13 +196,12 @@ static int get_str(parser *p, const aurora_yaml_node *m, const char *key, const 
 static int get_secret(parser *p, const aurora_yaml_node *m, const char *key, const char *path,
                       aurora_secret **out)
 {
-    const aurora_yaml_node *v = aurora_yaml_get(m, key);
+    const aurora_yaml_node *v;
+    int rc = get_node(p, m, key, path, AURORA_YAML_STR, &v);
 
     *out = NULL;
-    if (absent(v))
-        return 0;
-    if (!is_scalar(v))
-        return fail(p, AURORA_E_INVALID, "%s%s%s must be a string", path, DOT(path), key);
+    if (rc || !v)
+        return rc;
     *out = aurora_secret_new(v->text, v->len);
     if (!*out)
         return fail(p, AURORA_E_NOMEM, "out of memory");
@@ -192,15 +212,11 @@ static int get_secret(parser *p, const aurora_yaml_node *m, const char *key, con
 static int get_bool(parser *p, const aurora_yaml_node *m, const char *key, const char *path,
                     int *out)
 {
-    const aurora_yaml_node *v = aurora_yaml_get(m, key);
+    const aurora_yaml_node *v;
+    int rc = get_node(p, m, key, path, AURORA_YAML_BOOL, &v);
 
-    *out = 0;
-    if (absent(v))
-        return 0;
-    if (v->type != AURORA_YAML_BOOL)
-        return fail(p, AURORA_E_INVALID, "%s%s%s must be a boolean", path, DOT(path), key);
-    *out = v->v.b;
-    return 0;
+    *out = v ? v->v.b : 0;
+    return rc;
 }
 
 /* Fails when m has a (non-null) file reference at key. */
@@ -221,16 +237,14 @@ static int no_file(parser *p, const aurora_yaml_node *m, const char *key, const 
 static int get_b64(parser *p, const aurora_yaml_node *m, const char *key, const char *path,
                    char **plain, size_t *len, aurora_secret **secret)
 {
-    const aurora_yaml_node *v = aurora_yaml_get(m, key);
+    const aurora_yaml_node *v;
     char *clean = NULL;
     unsigned char *raw = NULL;
     size_t i, n = 0, max = 0, outlen = 0;
-    int rc = 0;
+    int rc = get_node(p, m, key, path, AURORA_YAML_STR, &v);
 
-    if (absent(v) || (is_scalar(v) && v->len == 0))
-        return 0;
-    if (!is_scalar(v))
-        return fail(p, AURORA_E_INVALID, "%s%s%s must be a string", path, DOT(path), key);
+    if (rc || !v || v->len == 0)
+        return rc;
     clean = malloc(v->len + 1);
     if (!clean) {
         rc = fail(p, AURORA_E_NOMEM, "out of memory");
@@ -265,36 +279,6 @@ out:
     aurora_wipe(raw, max);
     free(raw);
     return rc;
-}
-
-/* Sets *out to the mapping at key of m, or NULL when absent or null. */
-static int get_map(parser *p, const aurora_yaml_node *m, const char *key, const char *path,
-                   const aurora_yaml_node **out)
-{
-    const aurora_yaml_node *v = aurora_yaml_get(m, key);
-
-    *out = NULL;
-    if (absent(v))
-        return 0;
-    if (v->type != AURORA_YAML_MAP)
-        return fail(p, AURORA_E_INVALID, "%s%s%s must be a mapping", path, DOT(path), key);
-    *out = v;
-    return 0;
-}
-
-/* Sets *out to the sequence at key of m, or NULL when absent or null. */
-static int get_list(parser *p, const aurora_yaml_node *m, const char *key, const char *path,
-                    const aurora_yaml_node **out)
-{
-    const aurora_yaml_node *v = aurora_yaml_get(m, key);
-
-    *out = NULL;
-    if (absent(v))
-        return 0;
-    if (v->type != AURORA_YAML_SEQ)
-        return fail(p, AURORA_E_INVALID, "%s%s%s must be a list", path, DOT(path), key);
-    *out = v;
-    return 0;
 }
 
 /* 1 when a config or env name looks like it holds a credential. */
@@ -339,7 +323,7 @@ static int fill_pair(parser *p, aurora_kube_pair *pair, const char *name, const 
 
 /* ---- sections --------------------------------------------------------------------------- */
 
-/* Reads the name of entry i of a list: required, a non-empty string without NUL. */
+/* Reads the name of an entry of a list: required, a non-empty string without NUL. */
 static int entry_name(parser *p, const aurora_yaml_node *e, const char *path, char **out)
 {
     int rc = get_str(p, e, "name", path, out);
@@ -351,31 +335,24 @@ static int entry_name(parser *p, const aurora_yaml_node *e, const char *path, ch
     return 0;
 }
 
-static int read_cluster(parser *p, const aurora_yaml_node *e, const char *path,
-                        aurora_kube_cluster *c)
+/* The read_X functions fill the element at out from the mapping m inside an entry of a list
+ * (clusters[0].cluster), whose path is path; read_list has set the element's name. */
+static int read_cluster(parser *p, const aurora_yaml_node *m, const char *path, void *out)
 {
-    const aurora_yaml_node *m;
-    char sub[PATH_MAX_LEN];
+    aurora_kube_cluster *c = out;
     int rc;
 
-    rc = entry_name(p, e, path, &c->name);
-    if (rc)
-        return rc;
-    path_fmt(sub, sizeof(sub), "%s.cluster", path);
-    rc = get_map(p, e, "cluster", path, &m);
-    if (rc || !m)
-        return rc;
-    rc = no_file(p, m, "certificate-authority", sub);
+    rc = no_file(p, m, "certificate-authority", path);
     if (!rc)
-        rc = get_str(p, m, "server", sub, &c->server);
+        rc = get_str(p, m, "server", path, &c->server);
     if (!rc)
-        rc = get_str(p, m, "tls-server-name", sub, &c->tls_server_name);
+        rc = get_str(p, m, "tls-server-name", path, &c->tls_server_name);
     if (!rc)
-        rc = get_str(p, m, "proxy-url", sub, &c->proxy_url);
+        rc = get_str(p, m, "proxy-url", path, &c->proxy_url);
     if (!rc)
-        rc = get_bool(p, m, "insecure-skip-tls-verify", sub, &c->insecure);
+        rc = get_bool(p, m, "insecure-skip-tls-verify", path, &c->insecure);
     if (!rc)
-        rc = get_b64(p, m, "certificate-authority-data", sub, &c->ca_pem, &c->ca_pem_len, NULL);
+        rc = get_b64(p, m, "certificate-authority-data", path, &c->ca_pem, &c->ca_pem_len, NULL);
     return rc;
 }
 
@@ -398,7 +375,7 @@ static int read_exec(parser *p, const aurora_yaml_node *m, const char *path, aur
     if (!rc)
         rc = get_bool(p, m, "provideClusterInfo", path, &x->provide_cluster_info);
     if (!rc)
-        rc = get_list(p, m, "args", path, &args);
+        rc = get_node(p, m, "args", path, AURORA_YAML_SEQ, &args);
     if (!rc && args && args->n) {
         x->args = calloc(args->n, sizeof(*x->args));
         if (!x->args)
@@ -415,7 +392,7 @@ static int read_exec(parser *p, const aurora_yaml_node *m, const char *path, aur
         }
     }
     if (!rc)
-        rc = get_list(p, m, "env", path, &env);
+        rc = get_node(p, m, "env", path, AURORA_YAML_SEQ, &env);
     if (rc || !env || !env->n)
         return rc;
     x->env = calloc(env->n, sizeof(*x->env));
@@ -431,10 +408,10 @@ static int read_exec(parser *p, const aurora_yaml_node *m, const char *path, aur
         rc = entry_name(p, e, sub, &name);
         if (rc)
             return rc;
-        v = aurora_yaml_get(e, "value");
-        if (!absent(v) && !is_scalar(v)) {
+        rc = get_node(p, e, "value", sub, AURORA_YAML_STR, &v);
+        if (rc) {
             free(name);
-            return fail(p, AURORA_E_INVALID, "%s.value must be a string", sub);
+            return rc;
         }
         path_fmt(sub, sizeof(sub), "%s.env[%zu].value", path, i);
         rc = fill_pair(p, &x->env[i], name, v, sub);
@@ -458,7 +435,7 @@ static int read_auth_provider(parser *p, const aurora_yaml_node *m, const char *
     if (!rc && (!a->name || !*a->name))
         rc = fail(p, AURORA_E_INVALID, "%s.name is missing", path);
     if (!rc)
-        rc = get_map(p, m, "config", path, &conf);
+        rc = get_node(p, m, "config", path, AURORA_YAML_MAP, &conf);
     if (rc || !conf || !conf->n)
         return rc;
     a->config = calloc(conf->n, sizeof(*a->config));
@@ -481,76 +458,98 @@ static int read_auth_provider(parser *p, const aurora_yaml_node *m, const char *
     return 0;
 }
 
-static int read_user(parser *p, const aurora_yaml_node *e, const char *path, aurora_kube_user *u)
+static int read_user(parser *p, const aurora_yaml_node *m, const char *path, void *out)
 {
-    const aurora_yaml_node *m, *x;
-    char sub[PATH_MAX_LEN], sub2[PATH_MAX_LEN];
+    aurora_kube_user *u = out;
+    const aurora_yaml_node *x;
+    char sub[PATH_MAX_LEN];
     int rc;
 
-    rc = entry_name(p, e, path, &u->name);
-    if (rc)
-        return rc;
-    path_fmt(sub, sizeof(sub), "%s.user", path);
-    rc = get_map(p, e, "user", path, &m);
-    if (rc || !m)
-        return rc;
-    rc = no_file(p, m, "client-certificate", sub);
+    rc = no_file(p, m, "client-certificate", path);
     if (!rc)
-        rc = no_file(p, m, "client-key", sub);
+        rc = no_file(p, m, "client-key", path);
     if (!rc)
-        rc = no_file(p, m, "tokenFile", sub);
+        rc = no_file(p, m, "tokenFile", path);
     if (!rc)
-        rc = get_b64(p, m, "client-certificate-data", sub, &u->client_cert_pem,
+        rc = get_b64(p, m, "client-certificate-data", path, &u->client_cert_pem,
                      &u->client_cert_pem_len, NULL);
     if (!rc)
-        rc = get_b64(p, m, "client-key-data", sub, NULL, NULL, &u->client_key);
+        rc = get_b64(p, m, "client-key-data", path, NULL, NULL, &u->client_key);
     if (!rc)
-        rc = get_secret(p, m, "token", sub, &u->token);
+        rc = get_secret(p, m, "token", path, &u->token);
     if (!rc)
-        rc = get_str(p, m, "username", sub, &u->username);
+        rc = get_str(p, m, "username", path, &u->username);
     if (!rc)
-        rc = get_secret(p, m, "password", sub, &u->password);
+        rc = get_secret(p, m, "password", path, &u->password);
     if (!rc)
-        rc = get_map(p, m, "exec", sub, &x);
+        rc = get_node(p, m, "exec", path, AURORA_YAML_MAP, &x);
     if (!rc && x) {
         u->exec = calloc(1, sizeof(*u->exec));
         if (!u->exec)
             return fail(p, AURORA_E_NOMEM, "out of memory");
-        path_fmt(sub2, sizeof(sub2), "%s.exec", sub);
-        rc = read_exec(p, x, sub2, u->exec);
+        path_fmt(sub, sizeof(sub), "%s.exec", path);
+        rc = read_exec(p, x, sub, u->exec);
     }
     if (!rc)
-        rc = get_map(p, m, "auth-provider", sub, &x);
+        rc = get_node(p, m, "auth-provider", path, AURORA_YAML_MAP, &x);
     if (!rc && x) {
         u->auth_provider = calloc(1, sizeof(*u->auth_provider));
         if (!u->auth_provider)
             return fail(p, AURORA_E_NOMEM, "out of memory");
-        path_fmt(sub2, sizeof(sub2), "%s.auth-provider", sub);
-        rc = read_auth_provider(p, x, sub2, u->auth_provider);
+        path_fmt(sub, sizeof(sub), "%s.auth-provider", path);
+        rc = read_auth_provider(p, x, sub, u->auth_provider);
     }
     return rc;
 }
 
-static int read_context(parser *p, const aurora_yaml_node *e, const char *path,
-                        aurora_kube_context *c)
+static int read_context(parser *p, const aurora_yaml_node *m, const char *path, void *out)
 {
-    const aurora_yaml_node *m;
-    char sub[PATH_MAX_LEN];
+    aurora_kube_context *c = out;
     int rc;
 
-    rc = entry_name(p, e, path, &c->name);
-    if (rc)
-        return rc;
-    path_fmt(sub, sizeof(sub), "%s.context", path);
-    rc = get_map(p, e, "context", path, &m);
-    if (rc || !m)
-        return rc;
-    rc = get_str(p, m, "cluster", sub, &c->cluster);
+    rc = get_str(p, m, "cluster", path, &c->cluster);
     if (!rc)
-        rc = get_str(p, m, "user", sub, &c->user);
+        rc = get_str(p, m, "user", path, &c->user);
     if (!rc)
-        rc = get_str(p, m, "namespace", sub, &c->namespace);
+        rc = get_str(p, m, "namespace", path, &c->namespace);
     return rc;
+}
+
+/* ---- lists ------------------------------------------------------------------------------ */
+
+/* A top-level list (clusters, users, contexts): each entry is a mapping with a name and, at
+ * entry, the mapping read fills the element from. The list's array and count are the fields at
+ * offsets arr and count of aurora_kubeconfig; each element is size bytes and starts with its
+ * char *name. */
+typedef struct section {
+    const char *list;
+    const char *entry;
+    size_t size;
+    size_t arr, count;
+    int (*read)(parser *p, const aurora_yaml_node *m, const char *path, void *out);
+} section;
+
+_Static_assert(offsetof(aurora_kube_cluster, name) == 0, "a cluster starts with its name");
+_Static_assert(offsetof(aurora_kube_user, name) == 0, "a user starts with its name");
+_Static_assert(offsetof(aurora_kube_context, name) == 0, "a context starts with its name");
+
+static const section sections[] = {
+    {"clusters", "cluster", sizeof(aurora_kube_cluster), offsetof(aurora_kubeconfig, clusters),
+     offsetof(aurora_kubeconfig, nclusters), read_cluster},
+    {"users", "user", sizeof(aurora_kube_user), offsetof(aurora_kubeconfig, users),
+     offsetof(aurora_kubeconfig, nusers), read_user},
+    {"contexts", "context", sizeof(aurora_kube_context), offsetof(aurora_kubeconfig, contexts),
+     offsetof(aurora_kubeconfig, ncontexts), read_context},
+};
+
+static void **section_arr(const section *s, aurora_kubeconfig *cfg)
+{
+    return (void **)((char *)cfg + s->arr);
+}
+
+static size_t *section_count(const section *s, aurora_kubeconfig *cfg)
+{
+    return (size_t *)((char *)cfg + s->count);
 }
 
 /* ---- names ------------------------------------------------------------------------------ */
@@ -570,10 +569,13 @@ static int named_cmp(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* Fails when two of the n names (stride bytes apart from the first, each a char *) are equal,
- * naming the first repeated entry and the entry it repeats. */
-static int check_unique(parser *p, const void *first, size_t stride, size_t n, const char *list)
+/* Fails when two entries of the list of s have the same name, naming the first repeated entry
+ * and the entry it repeats. */
+static int check_unique(parser *p, const section *s, aurora_kubeconfig *cfg)
 {
+    const char *first = *section_arr(s, cfg);
+    size_t n = *section_count(s, cfg);
+    const char *list = s->list;
     named *v;
     size_t i, run = 0, dup = 0, orig = 0;
     int found = 0;
@@ -584,7 +586,7 @@ static int check_unique(parser *p, const void *first, size_t stride, size_t n, c
     if (!v)
         return fail(p, AURORA_E_NOMEM, "out of memory");
     for (i = 0; i < n; i++) {
-        v[i].name = *(char *const *)((const char *)first + i * stride);
+        v[i].name = *(char *const *)(first + i * s->size);
         v[i].index = i;
     }
     qsort(v, n, sizeof(*v), named_cmp);
@@ -606,47 +608,42 @@ static int check_unique(parser *p, const void *first, size_t stride, size_t n, c
     return 0;
 }
 
-/* Reads every entry of a top-level list into a calloc'd array of n elements of size bytes.
- * *count counts the entries read so far, so a failure frees exactly what was filled. */
-static int read_list(parser *p, const aurora_yaml_node *root, const char *key, size_t size,
-                     void **arr, size_t *count,
-                     int (*read)(parser *, const aurora_yaml_node *, const char *, void *))
+/* Reads every entry of the list of s into a calloc'd array. The count counts the entries read so
+ * far, so a failure frees exactly what was filled. */
+static int read_list(parser *p, const aurora_yaml_node *root, const section *s,
+                     aurora_kubeconfig *cfg)
 {
-    const aurora_yaml_node *list;
-    char path[PATH_MAX_LEN];
+    void **arr = section_arr(s, cfg);
+    size_t *count = section_count(s, cfg);
+    const aurora_yaml_node *list, *m;
+    char path[PATH_MAX_LEN], sub[PATH_MAX_LEN];
     size_t i;
-    int rc = get_list(p, root, key, "", &list);
+    int rc = get_node(p, root, s->list, "", AURORA_YAML_SEQ, &list);
 
     if (rc || !list || !list->n)
         return rc;
-    *arr = calloc(list->n, size);
+    *arr = calloc(list->n, s->size);
     if (!*arr)
         return fail(p, AURORA_E_NOMEM, "out of memory");
     for (i = 0; i < list->n; i++) {
-        path_fmt(path, sizeof(path), "%s[%zu]", key, i);
-        if (list->items[i]->type != AURORA_YAML_MAP)
+        const aurora_yaml_node *e = list->items[i];
+        char *elem = (char *)*arr + i * s->size;
+
+        path_fmt(path, sizeof(path), "%s[%zu]", s->list, i);
+        if (e->type != AURORA_YAML_MAP)
             return fail(p, AURORA_E_INVALID, "%s must be a mapping", path);
         (*count)++;
-        rc = read(p, list->items[i], path, (char *)*arr + i * size);
+        rc = entry_name(p, e, path, (char **)elem);
+        if (!rc)
+            rc = get_node(p, e, s->entry, path, AURORA_YAML_MAP, &m);
+        if (!rc && m) {
+            path_fmt(sub, sizeof(sub), "%s.%s", path, s->entry);
+            rc = s->read(p, m, sub, elem);
+        }
         if (rc)
             return rc;
     }
     return 0;
-}
-
-static int read_cluster_v(parser *p, const aurora_yaml_node *e, const char *path, void *out)
-{
-    return read_cluster(p, e, path, out);
-}
-
-static int read_user_v(parser *p, const aurora_yaml_node *e, const char *path, void *out)
-{
-    return read_user(p, e, path, out);
-}
-
-static int read_context_v(parser *p, const aurora_yaml_node *e, const char *path, void *out)
-{
-    return read_context(p, e, path, out);
 }
 
 /* Points cfg->current* at the context named by want (or current-context) and its cluster and
@@ -708,6 +705,7 @@ int aurora_kubeconfig_parse(const char *text, size_t n, const aurora_kube_opts *
     aurora_kubeconfig *cfg = NULL;
     const aurora_yaml_node *root;
     char inner[256];
+    size_t i;
     int rc;
 
     rc = aurora_yaml_load(text, n, opts ? &opts->limits : NULL, &doc, inner, sizeof(inner));
@@ -732,23 +730,11 @@ int aurora_kubeconfig_parse(const char *text, size_t n, const aurora_kube_opts *
     rc = check_header(&p, root);
     if (!rc)
         rc = get_str(&p, root, "current-context", "", &cfg->current_context);
-    if (!rc)
-        rc = read_list(&p, root, "clusters", sizeof(*cfg->clusters), (void **)&cfg->clusters,
-                       &cfg->nclusters, read_cluster_v);
-    if (!rc)
-        rc = read_list(&p, root, "users", sizeof(*cfg->users), (void **)&cfg->users, &cfg->nusers,
-                       read_user_v);
-    if (!rc)
-        rc = read_list(&p, root, "contexts", sizeof(*cfg->contexts), (void **)&cfg->contexts,
-                       &cfg->ncontexts, read_context_v);
-    if (!rc && cfg->nclusters > 1)
-        rc = check_unique(&p, &cfg->clusters[0].name, sizeof(*cfg->clusters), cfg->nclusters,
-                          "clusters");
-    if (!rc && cfg->nusers > 1)
-        rc = check_unique(&p, &cfg->users[0].name, sizeof(*cfg->users), cfg->nusers, "users");
-    if (!rc && cfg->ncontexts > 1)
-        rc = check_unique(&p, &cfg->contexts[0].name, sizeof(*cfg->contexts), cfg->ncontexts,
-                          "contexts");
+    /* Every list is read before any is checked for repeated names. */
+    for (i = 0; !rc && i < AURORA_COUNT(sections); i++)
+        rc = read_list(&p, root, &sections[i], cfg);
+    for (i = 0; !rc && i < AURORA_COUNT(sections); i++)
+        rc = check_unique(&p, &sections[i], cfg);
     if (!rc)
         rc = resolve_current(&p, cfg, opts ? opts->context : NULL);
     if (!rc && cfg->current_context && !*cfg->current_context) {

@@ -6,6 +6,7 @@
  * are built, so a raise (out of memory) still wipes and frees it.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -15,10 +16,9 @@
 #include "aurora/kubeconfig.h"
 #include "aurora/secret.h"
 #include "aurora/vm.h"
+#include "aurora/yaml.h"
 
 #define HOLDER_MT "aurora.kubeconfig.holder"
-/* Same registry key as json.c and json_lua.c; whichever runs first creates the table. */
-#define ARRAY_MT_KEY "aurora.json.array_mt"
 
 typedef struct holder {
     aurora_kubeconfig *cfg;
@@ -52,12 +52,7 @@ static holder *new_holder(lua_State *L)
 static void new_array(lua_State *L, size_t n)
 {
     lua_createtable(L, n > INT_MAX ? 0 : (int)n, 0);
-    if (lua_getfield(L, LUA_REGISTRYINDEX, ARRAY_MT_KEY) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_createtable(L, 0, 0);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, ARRAY_MT_KEY);
-    }
+    aurora_yaml_push_array_mt(L);
     lua_setmetatable(L, -2);
 }
 
@@ -103,8 +98,11 @@ static void push_pair_value(lua_State *L, const aurora_kube_pair *p)
         lua_pushstring(L, p->value);
 }
 
-static void push_cluster(lua_State *L, const aurora_kube_cluster *c)
+/* The push_X functions below push one element of a list of push_config. Stack: pushes 1. */
+static void push_cluster(lua_State *L, const void *elem)
 {
+    const aurora_kube_cluster *c = elem;
+
     lua_createtable(L, 0, 6);
     set_str(L, "name", c->name);
     set_str(L, "server", c->server);
@@ -141,8 +139,9 @@ static void push_exec(lua_State *L, const aurora_kube_exec *x)
     set_bool(L, "provide_cluster_info", x->provide_cluster_info);
 }
 
-static void push_user(lua_State *L, const aurora_kube_user *u)
+static void push_user(lua_State *L, const void *elem)
 {
+    const aurora_kube_user *u = elem;
     size_t i;
 
     lua_createtable(L, 0, 8);
@@ -169,8 +168,10 @@ static void push_user(lua_State *L, const aurora_kube_user *u)
     }
 }
 
-static void push_context(lua_State *L, const aurora_kube_context *c)
+static void push_context(lua_State *L, const void *elem)
 {
+    const aurora_kube_context *c = elem;
+
     lua_createtable(L, 0, 4);
     set_str(L, "name", c->name);
     set_str(L, "cluster", c->cluster);
@@ -178,52 +179,51 @@ static void push_context(lua_State *L, const aurora_kube_context *c)
     set_str(L, "namespace", c->namespace);
 }
 
+/* t[key] = an array of the n elements at arr, size bytes apart, each pushed by push. Stack:
+ * unchanged; may raise (out of memory). */
+static void set_list(lua_State *L, int t, const char *key, const void *arr, size_t n, size_t size,
+                     void (*push)(lua_State *, const void *))
+{
+    size_t i;
+
+    new_array(L, n);
+    for (i = 0; i < n; i++) {
+        push(L, (const char *)arr + i * size);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, t, key);
+}
+
+/* Sets field key of the table on top to element i (0-based) of the array t[list]. Stack:
+ * unchanged. */
+static void set_item(lua_State *L, int t, const char *list, ptrdiff_t i, const char *key)
+{
+    lua_getfield(L, t, list);
+    lua_rawgeti(L, -1, (lua_Integer)i + 1);
+    lua_setfield(L, -3, key);
+    lua_pop(L, 1);
+}
+
 /* Pushes the result table of parse. Stack: pushes 1; may raise (out of memory). */
 static void push_config(lua_State *L, const aurora_kubeconfig *cfg)
 {
     int t;
-    size_t i;
 
     luaL_checkstack(L, 10, "kubeconfig");
     lua_createtable(L, 0, 5);
     t = lua_gettop(L);
     set_str(L, "current_context", cfg->current_context);
-    new_array(L, cfg->nclusters);
-    for (i = 0; i < cfg->nclusters; i++) {
-        push_cluster(L, &cfg->clusters[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    lua_setfield(L, t, "clusters");
-    new_array(L, cfg->nusers);
-    for (i = 0; i < cfg->nusers; i++) {
-        push_user(L, &cfg->users[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    lua_setfield(L, t, "users");
-    new_array(L, cfg->ncontexts);
-    for (i = 0; i < cfg->ncontexts; i++) {
-        push_context(L, &cfg->contexts[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    lua_setfield(L, t, "contexts");
+    set_list(L, t, "clusters", cfg->clusters, cfg->nclusters, sizeof(*cfg->clusters), push_cluster);
+    set_list(L, t, "users", cfg->users, cfg->nusers, sizeof(*cfg->users), push_user);
+    set_list(L, t, "contexts", cfg->contexts, cfg->ncontexts, sizeof(*cfg->contexts), push_context);
     if (!cfg->current)
         return;
     /* current holds the very tables of the lists above. */
     lua_createtable(L, 0, 3);
-    lua_getfield(L, t, "contexts");
-    lua_rawgeti(L, -1, (lua_Integer)(cfg->current - cfg->contexts) + 1);
-    lua_setfield(L, -3, "context");
-    lua_pop(L, 1);
-    lua_getfield(L, t, "clusters");
-    lua_rawgeti(L, -1, (lua_Integer)(cfg->current_cluster - cfg->clusters) + 1);
-    lua_setfield(L, -3, "cluster");
-    lua_pop(L, 1);
-    if (cfg->current_user) {
-        lua_getfield(L, t, "users");
-        lua_rawgeti(L, -1, (lua_Integer)(cfg->current_user - cfg->users) + 1);
-        lua_setfield(L, -3, "user");
-        lua_pop(L, 1);
-    }
+    set_item(L, t, "contexts", cfg->current - cfg->contexts, "context");
+    set_item(L, t, "clusters", cfg->current_cluster - cfg->clusters, "cluster");
+    if (cfg->current_user)
+        set_item(L, t, "users", cfg->current_user - cfg->users, "user");
     lua_setfield(L, t, "current");
 }
 
@@ -231,43 +231,10 @@ static void push_config(lua_State *L, const aurora_kubeconfig *cfg)
  * unknown option or a bad value. Stack: unchanged. */
 static void read_opts(lua_State *L, int idx, aurora_kube_opts *o)
 {
-    static const char *const names[] = {"max_bytes",    "max_depth", "max_nodes", "max_scalar",
-                                        "max_expanded", "context",   NULL};
-    size_t *fields[] = {&o->limits.max_bytes, &o->limits.max_depth, &o->limits.max_nodes,
-                        &o->limits.max_scalar, &o->limits.max_expanded};
-    size_t i;
-
     memset(o, 0, sizeof(*o));
+    aurora_yaml_read_limits(L, idx, "context", &o->limits);
     if (lua_isnoneornil(L, idx))
         return;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        for (i = 0; names[i]; i++)
-            if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), names[i]) == 0)
-                break;
-        if (!names[i])
-            luaL_argerror(L, idx,
-                          lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
-    }
-    for (i = 0; i < AURORA_COUNT(fields); i++) {
-        int isint = 0;
-        lua_Integer v;
-
-        if (lua_getfield(L, idx, names[i]) != LUA_TNIL) {
-            v = lua_tointegerx(L, -1, &isint);
-            if (!isint || v < 1)
-                luaL_argerror(
-                    L, idx, lua_pushfstring(L, "option '%s' must be a positive integer", names[i]));
-            if (i == 1 && v > AURORA_YAML_DEPTH_CEILING)
-                luaL_argerror(L, idx,
-                              lua_pushfstring(L, "option 'max_depth' must be at most %d",
-                                              AURORA_YAML_DEPTH_CEILING));
-            *fields[i] = (size_t)v;
-        }
-        lua_pop(L, 1);
-    }
     if (lua_getfield(L, idx, "context") != LUA_TNIL) {
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_argerror(L, idx, "option 'context' must be a string");

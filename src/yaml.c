@@ -321,23 +321,27 @@ static int all_digits(const char *s, size_t n, int base)
     return 1;
 }
 
+/* Moves *i past the decimal digits at s[*i] (n bytes in all); returns how many there were. */
+static size_t skip_digits(const char *s, size_t n, size_t *i)
+{
+    size_t start = *i;
+
+    while (*i < n && s[*i] >= '0' && s[*i] <= '9')
+        (*i)++;
+    return *i - start;
+}
+
 /* 1 when s matches [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? of the core schema. */
 static int is_core_float(const char *s, size_t n)
 {
-    size_t i = 0, int_digits = 0, frac_digits = 0, exp_digits = 0;
+    size_t i = 0, int_digits, frac_digits = 0;
 
     if (i < n && (s[i] == '-' || s[i] == '+'))
         i++;
-    while (i < n && s[i] >= '0' && s[i] <= '9') {
-        i++;
-        int_digits++;
-    }
+    int_digits = skip_digits(s, n, &i);
     if (i < n && s[i] == '.') {
         i++;
-        while (i < n && s[i] >= '0' && s[i] <= '9') {
-            i++;
-            frac_digits++;
-        }
+        frac_digits = skip_digits(s, n, &i);
     }
     if (!int_digits && !frac_digits)
         return 0;
@@ -345,11 +349,7 @@ static int is_core_float(const char *s, size_t n)
         i++;
         if (i < n && (s[i] == '-' || s[i] == '+'))
             i++;
-        while (i < n && s[i] >= '0' && s[i] <= '9') {
-            i++;
-            exp_digits++;
-        }
-        if (!exp_digits)
+        if (!skip_digits(s, n, &i))
             return 0;
     }
     return i == n;

@@ -6,7 +6,8 @@
  * and an absent key in a mapping unless opts.keep_nulls asks for json.null there too.
  * The tree lives in a userdata until the values are built, so a raise (out of memory) leaks
  * nothing. Strings decoded here are Lua strings: credentials belong in aurora.kubeconfig, which
- * turns them into aurora.secret handles.
+ * turns them into aurora.secret handles. It also defines the Lua helpers of yaml.h, which
+ * aurora.kubeconfig shares: the limit options and json.array_mt.
  */
 #include <limits.h>
 #include <string.h>
@@ -50,8 +51,8 @@ static tree *new_tree(lua_State *L)
     return t;
 }
 
-/* Pushes json.array_mt, creating it in the registry on first use. Stack: pushes 1. */
-static void push_array_mt(lua_State *L)
+/* See yaml.h. */
+void aurora_yaml_push_array_mt(lua_State *L)
 {
     if (lua_getfield(L, LUA_REGISTRYINDEX, ARRAY_MT_KEY) == LUA_TTABLE)
         return;
@@ -59,6 +60,24 @@ static void push_array_mt(lua_State *L)
     lua_createtable(L, 0, 0);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, ARRAY_MT_KEY);
+}
+
+static void push_node(lua_State *L, const aurora_yaml_node *node, int mt, int keep_nulls);
+
+/* Pushes the n nodes at items as an array carrying the metatable at index mt. Stack: pushes 1;
+ * may raise (out of memory). */
+static void push_array(lua_State *L, aurora_yaml_node *const *items, size_t n, int mt,
+                       int keep_nulls)
+{
+    size_t i;
+
+    lua_createtable(L, n > (size_t)INT_MAX ? 0 : (int)n, 0);
+    for (i = 0; i < n; i++) {
+        push_node(L, items[i], mt, keep_nulls);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_pushvalue(L, mt);
+    lua_setmetatable(L, -2);
 }
 
 /* Pushes the Lua value of node; the array metatable is at index mt. Recursion is bounded by the
@@ -85,13 +104,7 @@ static void push_node(lua_State *L, const aurora_yaml_node *node, int mt, int ke
         lua_pushlstring(L, node->text, node->len);
         return;
     case AURORA_YAML_SEQ:
-        lua_createtable(L, node->n > (size_t)INT_MAX ? 0 : (int)node->n, 0);
-        for (i = 0; i < node->n; i++) {
-            push_node(L, node->items[i], mt, keep_nulls);
-            lua_rawseti(L, -2, (lua_Integer)i + 1);
-        }
-        lua_pushvalue(L, mt);
-        lua_setmetatable(L, -2);
+        push_array(L, node->items, node->n, mt, keep_nulls);
         return;
     case AURORA_YAML_MAP:
         lua_createtable(L, 0, node->n > (size_t)INT_MAX ? 0 : (int)node->n);
@@ -109,18 +122,17 @@ static void push_node(lua_State *L, const aurora_yaml_node *node, int mt, int ke
     lua_pushnil(L);
 }
 
-/* Reads opts at idx (absent, or a table) into lim and *keep_nulls. Raises on an unknown option
- * or a value out of range. Stack: unchanged. */
-static void read_opts(lua_State *L, int idx, aurora_yaml_limits *lim, int *keep_nulls)
+/* See yaml.h. */
+void aurora_yaml_read_limits(lua_State *L, int idx, const char *extra, aurora_yaml_limits *lim)
 {
-    static const char *const names[] = {"max_bytes",    "max_depth",  "max_nodes", "max_scalar",
-                                        "max_expanded", "keep_nulls", NULL};
+    /* The limits first, in the order of fields; extra (or NULL) ends the list. */
+    const char *const names[] = {"max_bytes",    "max_depth", "max_nodes", "max_scalar",
+                                 "max_expanded", extra,       NULL};
     size_t *fields[] = {&lim->max_bytes, &lim->max_depth, &lim->max_nodes, &lim->max_scalar,
                         &lim->max_expanded};
     size_t i;
 
     memset(lim, 0, sizeof(*lim));
-    *keep_nulls = 0;
     if (lua_isnoneornil(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -143,7 +155,7 @@ static void read_opts(lua_State *L, int idx, aurora_yaml_limits *lim, int *keep_
             if (!isint || v < 1)
                 luaL_argerror(
                     L, idx, lua_pushfstring(L, "option '%s' must be a positive integer", names[i]));
-            if (i == 1 && v > AURORA_YAML_DEPTH_CEILING)
+            if (fields[i] == &lim->max_depth && v > AURORA_YAML_DEPTH_CEILING)
                 luaL_argerror(L, idx,
                               lua_pushfstring(L, "option 'max_depth' must be at most %d",
                                               AURORA_YAML_DEPTH_CEILING));
@@ -151,6 +163,16 @@ static void read_opts(lua_State *L, int idx, aurora_yaml_limits *lim, int *keep_
         }
         lua_pop(L, 1);
     }
+}
+
+/* Reads opts at idx (absent, or a table) into lim and *keep_nulls. Raises on an unknown option
+ * or a value out of range. Stack: unchanged. */
+static void read_opts(lua_State *L, int idx, aurora_yaml_limits *lim, int *keep_nulls)
+{
+    aurora_yaml_read_limits(L, idx, "keep_nulls", lim);
+    *keep_nulls = 0;
+    if (lua_isnoneornil(L, idx))
+        return;
     if (lua_getfield(L, idx, "keep_nulls") != LUA_TNIL) {
         if (!lua_isboolean(L, -1))
             luaL_argerror(L, idx, "option 'keep_nulls' must be a boolean");
@@ -164,7 +186,7 @@ static void read_opts(lua_State *L, int idx, aurora_yaml_limits *lim, int *keep_
 static int decode(lua_State *L, int all)
 {
     aurora_yaml_limits lim;
-    size_t n, i;
+    size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     char err[256];
     int keep_nulls, mt, rc;
@@ -172,21 +194,15 @@ static int decode(lua_State *L, int all)
 
     read_opts(L, 2, &lim, &keep_nulls);
     lua_settop(L, 2);
-    push_array_mt(L);
+    aurora_yaml_push_array_mt(L);
     mt = lua_gettop(L);
     t = new_tree(L);
     rc = aurora_yaml_load(s, n, &lim, &t->doc, err, sizeof(err));
     if (rc)
         return aurora_vm_fail(L, rc, "%s", err);
-    if (all) {
-        lua_createtable(L, t->doc->ndocs > (size_t)INT_MAX ? 0 : (int)t->doc->ndocs, 0);
-        for (i = 0; i < t->doc->ndocs; i++) {
-            push_node(L, t->doc->docs[i], mt, keep_nulls);
-            lua_rawseti(L, -2, (lua_Integer)i + 1);
-        }
-        lua_pushvalue(L, mt);
-        lua_setmetatable(L, -2);
-    } else if (t->doc->ndocs) {
+    if (all)
+        push_array(L, t->doc->docs, t->doc->ndocs, mt, keep_nulls);
+    else if (t->doc->ndocs) {
         push_node(L, t->doc->docs[0], mt, keep_nulls);
     } else {
         lua_pushlightuserdata(L, NULL);

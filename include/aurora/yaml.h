@@ -3,8 +3,9 @@
  * documents into a tree of nodes (scalars, sequences, mappings), resolving plain scalars by the
  * YAML 1.2 core schema and expanding aliases, and enforces its limits while it parses: input
  * size, nesting depth, node count (aliases count every node they expand to), scalar length and
- * the scalar bytes of the expanded tree. No Lua here: aurora.yaml (yaml_lua.c) turns trees into
- * Lua values and kubeconfig.c reads kubeconfigs from them.
+ * the scalar bytes of the expanded tree. aurora.yaml (yaml_lua.c) turns trees into Lua values and
+ * kubeconfig.c reads kubeconfigs from them. The loader uses no Lua; the two Lua helpers at the
+ * end are defined in yaml_lua.c and shared with kubeconfig_lua.c.
  *
  * Every scalar's bytes are wiped when the tree is freed, and so are libyaml's own buffers, so a
  * document holding credentials (a kubeconfig) leaves no copy of them in freed memory.
@@ -13,6 +14,8 @@
 #define AURORA_YAML_H
 
 #include <stddef.h>
+
+typedef struct lua_State lua_State;
 
 #define AURORA_YAML_MAX_BYTES (4u * 1024 * 1024)     /* input bytes */
 #define AURORA_YAML_MAX_DEPTH 64                     /* nested sequences and mappings */
@@ -94,5 +97,21 @@ const aurora_yaml_node *aurora_yaml_get(const aurora_yaml_node *m, const char *k
 
 /* "null", "boolean", "integer", "float", "string", "sequence" or "mapping". */
 const char *aurora_yaml_type_name(aurora_yaml_type t);
+
+/* ---- Lua helpers (yaml_lua.c) ---------------------------------------------------------- */
+
+/*
+ * Reads the limit options max_bytes, max_depth, max_nodes, max_scalar and max_expanded of the
+ * options table at idx into lim, zeroing the fields not given (lim is all zero when the options
+ * are absent or nil). extra names the one other option the caller accepts and reads itself
+ * ("keep_nulls", "context"), or is NULL. Raises on an options value that is not a table, on an
+ * unknown option, and on a limit that is not a positive integer or a max_depth above
+ * AURORA_YAML_DEPTH_CEILING. Stack: unchanged; may raise.
+ */
+void aurora_yaml_read_limits(lua_State *L, int idx, const char *extra, aurora_yaml_limits *lim);
+
+/* Pushes json.array_mt (the metatable that marks a table as an array), creating it in the
+ * registry on first use. Stack: pushes 1; may raise (out of memory). */
+void aurora_yaml_push_array_mt(lua_State *L);
 
 #endif
