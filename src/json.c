@@ -31,8 +31,8 @@
 #define JSON_PRETTY AURORA_JSON_PRETTY
 #define JSON_SORT_KEYS AURORA_JSON_SORT_KEYS
 
-/* Pushes json.array_mt, creating it in the registry on first use. Stack: pushes 1. */
-static void push_array_mt(lua_State *L)
+/* See json.h. */
+void aurora_json_push_array_mt(lua_State *L)
 {
     if (lua_getfield(L, LUA_REGISTRYINDEX, ARRAY_MT_KEY) == LUA_TTABLE)
         return;
@@ -480,7 +480,7 @@ int aurora_json_encode_opts(lua_State *L, int idx, int flags, aurora_buf *out, c
             snprintf(errmsg, errlen, "Lua stack exhausted");
         return AURORA_E_NOMEM;
     }
-    push_array_mt(L);
+    aurora_json_push_array_mt(L);
     e.L = L;
     e.out = out;
     e.flags = flags;
@@ -916,7 +916,7 @@ int aurora_json_decode(lua_State *L, const char *s, size_t n, char *errmsg, size
             snprintf(errmsg, errlen, "Lua stack exhausted");
         return AURORA_E_NOMEM;
     }
-    push_array_mt(L);
+    aurora_json_push_array_mt(L);
     d.L = L;
     d.s = d.p = (const unsigned char *)s;
     d.end = d.s + n;

@@ -47,23 +47,6 @@ static aurora_buf *scratch(lua_State *L, size_t max, int secret)
     return b;
 }
 
-/* Raises unless every key of the options table at idx is one of names. */
-static void check_fields(lua_State *L, int idx, const char *const *names)
-{
-    size_t i;
-
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        for (i = 0; names[i]; i++)
-            if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), names[i]) == 0)
-                break;
-        if (!names[i])
-            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'",
-                                                  luaL_tolstring(L, -1, NULL)));
-    }
-}
-
 /* Pushes opts[name] (nil when opts at idx is absent) and checks its type is t or nil. Stack:
  * pushes 1. */
 static int opt_field(lua_State *L, int idx, const char *name, int t)
@@ -254,7 +237,7 @@ static void read_vopts(lua_State *L, int idx, vopts *o)
 
     if (!lua_isnoneornil(L, idx)) {
         luaL_checktype(L, idx, LUA_TTABLE);
-        check_fields(L, idx, names);
+        aurora_vm_check_options(L, idx, names);
     }
     o->algs = 1u << AURORA_ALG_RS256 | 1u << AURORA_ALG_ES256;
     if (opt_field(L, idx, "algs", LUA_TTABLE) == LUA_TTABLE) {
@@ -450,7 +433,7 @@ static int l_sign(lua_State *L)
     luaL_argcheck(L, aurora_crypto_key_is_private(u->pkey), 2, "key has no private part");
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
-        check_fields(L, 3, names);
+        aurora_vm_check_options(L, 3, names);
     }
     lua_settop(L, 3);
     alg = aurora_crypto_key_default_alg(u->pkey);

@@ -13,6 +13,7 @@
 #include <lua.h>
 
 #include "aurora/aurora.h"
+#include "aurora/json.h"
 #include "aurora/kubeconfig.h"
 #include "aurora/secret.h"
 #include "aurora/vm.h"
@@ -52,7 +53,7 @@ static holder *new_holder(lua_State *L)
 static void new_array(lua_State *L, size_t n)
 {
     lua_createtable(L, n > INT_MAX ? 0 : (int)n, 0);
-    aurora_yaml_push_array_mt(L);
+    aurora_json_push_array_mt(L);
     lua_setmetatable(L, -2);
 }
 

@@ -92,6 +92,23 @@ int aurora_vm_fail(lua_State *L, int err, const char *fmt, ...)
     return 3;
 }
 
+void aurora_vm_check_options(lua_State *L, int idx, const char *const *names)
+{
+    size_t i;
+
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        for (i = 0; names[i]; i++)
+            if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), names[i]) == 0)
+                break;
+        if (!names[i])
+            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'",
+                                                  luaL_tolstring(L, -1, NULL)));
+    }
+}
+
 static int strict_index(lua_State *L)
 {
     return luaL_error(L, "undeclared global '%s'", lua_tostring(L, 2));

@@ -16,6 +16,7 @@
 #include <lua.h>
 
 #include "aurora/aurora.h"
+#include "aurora/json.h"
 #include "aurora/vm.h"
 #include "aurora/yaml.h"
 
@@ -49,17 +50,6 @@ static tree *new_tree(lua_State *L)
     }
     lua_setmetatable(L, -2);
     return t;
-}
-
-/* See yaml.h. */
-void aurora_yaml_push_array_mt(lua_State *L)
-{
-    if (lua_getfield(L, LUA_REGISTRYINDEX, ARRAY_MT_KEY) == LUA_TTABLE)
-        return;
-    lua_pop(L, 1);
-    lua_createtable(L, 0, 0);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, ARRAY_MT_KEY);
 }
 
 static void push_node(lua_State *L, const aurora_yaml_node *node, int mt, int keep_nulls);
@@ -136,16 +126,7 @@ void aurora_yaml_read_limits(lua_State *L, int idx, const char *extra, aurora_ya
     if (lua_isnoneornil(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        for (i = 0; names[i]; i++)
-            if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), names[i]) == 0)
-                break;
-        if (!names[i])
-            luaL_argerror(L, idx,
-                          lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
-    }
+    aurora_vm_check_options(L, idx, names);
     for (i = 0; i < AURORA_COUNT(fields); i++) {
         int isint = 0;
         lua_Integer v;
@@ -194,7 +175,7 @@ static int decode(lua_State *L, int all)
 
     read_opts(L, 2, &lim, &keep_nulls);
     lua_settop(L, 2);
-    aurora_yaml_push_array_mt(L);
+    aurora_json_push_array_mt(L);
     mt = lua_gettop(L);
     t = new_tree(L);
     rc = aurora_yaml_load(s, n, &lim, &t->doc, err, sizeof(err));

@@ -45,6 +45,10 @@ int aurora_json_find_string(const char *s, size_t n, const char *path, size_t *s
  */
 long aurora_json_unescape(const char *s, size_t n, char *out);
 
+/* Pushes json.array_mt (the metatable that marks a table as a JSON array), creating it in the
+ * registry on first use. Stack: pushes 1. */
+void aurora_json_push_array_mt(lua_State *L);
+
 /*
  * Decodes n bytes of JSON and pushes the value. Returns 0 (pushes 1), or AURORA_E_INVALID with a
  * message naming the byte offset in errmsg (pushes nothing). Never raises (except out of memory).

@@ -21,6 +21,10 @@ struct aurora_worker;
 int aurora_vm_fail(lua_State *L, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Raises a Lua argument error for argument idx unless every key of the table at idx is one of
+ * names (a NULL-terminated list): "unknown option 'x'". Stack: unchanged. */
+void aurora_vm_check_options(lua_State *L, int idx, const char *const *names);
+
 /* Options for a new VM. */
 typedef struct aurora_vm_opts {
     const char *app_dir;       /* prepended to package.path as DIR/?.lua and DIR/?/init.lua */

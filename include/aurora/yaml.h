@@ -110,8 +110,4 @@ const char *aurora_yaml_type_name(aurora_yaml_type t);
  */
 void aurora_yaml_read_limits(lua_State *L, int idx, const char *extra, aurora_yaml_limits *lim);
 
-/* Pushes json.array_mt (the metatable that marks a table as an array), creating it in the
- * registry on first use. Stack: pushes 1; may raise (out of memory). */
-void aurora_yaml_push_array_mt(lua_State *L);
-
 #endif
