@@ -266,3 +266,21 @@ T.test("Ask mode reads with the Reader credentials; a Reader-only account cannot
     T.eq(res.json.cluster.access, "forbidden")
     T.eq(connector.requests(sim, DEPLOY_POST), before)
 end)
+
+T.test("a deployment slower than the request's wait answers 202 and goes on in the background", function()
+    local app = T.tmpdir()
+    -- The app as served in production, waiting 1 s instead of 20 on the request.
+    T.write_file(app .. "/app.lua", 'local aks = require("aurora.aks")\n' ..
+        'aks.REQUEST_WAIT, aks.POLL_INTERVAL = 1, 0.2\nreturn dofile("lua/app.lua")\n')
+    local sim, call, stop = connector.start({ AURORA_LIB_DIR = "lua" }, nil, { app = app })
+    T.defer(stop)
+    sim:knobs { metrics_delay_ms = 3000 }
+    connector.login(sim, call)
+    local res = call("POST", "/azure/clusters/rg-aks/aks-aad/metrics-server", { mode = "do" })
+    T.eq(res.status, 202, res.body)
+    T.eq(res.json.metricsServer.status, "deploying")
+    -- The list follows it to the end, without deploying twice.
+    local by = settle(call, { mode = "do", wait = 20 })
+    T.eq(by["aks-aad"].metricsServer.status, "installed")
+    T.eq(connector.requests(sim, DEPLOY_POST), 1)
+end)

@@ -33,6 +33,7 @@ local M = {}
 M.CONCURRENCY = env.int("AURORA_AKS_CONCURRENCY", 100) or 100  -- cluster jobs at once per batch
 M.STATUS_TTL = 300        -- seconds a known status is trusted before a job checks again
 M.JOB_TTL = 600           -- seconds a job's lock lives at most (a crashed job frees it then)
+M.REQUEST_WAIT = 20       -- seconds the detail and deploy endpoints wait for a job
 M.DEPLOY_TIMEOUT = 300    -- seconds a deployment waits for the metrics-server to be Available
 M.POLL_INTERVAL = 2       -- seconds between two looks at a deployment in progress
 M.KUBE_TIMEOUT = 15       -- seconds per Kubernetes API request
@@ -509,19 +510,26 @@ function M.refresh(ctx, list, force, subscriptions)
     return #todo
 end
 
---- Runs the job of one cluster now, in the calling task (the detail and deploy endpoints):
--- waits for a job already running for it instead of starting a second one. Returns the status.
-function M.run(ctx, c, deploy_now)
+--- Runs the job of one cluster now (the detail and deploy endpoints) and waits for it at most
+-- `wait` seconds: a job already running for the cluster and caller is waited for instead of
+-- started twice. The job itself runs as a background task, so a deployment that takes longer
+-- than the wait goes on after the request has its answer. Returns the status and whether the
+-- job finished within the wait.
+function M.run(ctx, c, deploy_now, wait)
     local key = "lock|" .. status_key(ctx, c)
-    local deadline = time.monotonic() + M.DEPLOY_TIMEOUT + 30
-    while not status:add(key, timer.worker_id(), M.JOB_TTL) do
-        if time.monotonic() > deadline then return M.status(ctx, c) end
-        time.sleep(0.1)
+    if status:add(key, timer.worker_id(), M.JOB_TTL) then
+        timer.at(0, function()
+            local ok, err = pcall(job, ctx, c, deploy_now)
+            status:delete(key)
+            if not ok then log.error("cluster job failed", { error = tostring(err) }) end
+        end)
     end
-    local ok, rec = pcall(job, ctx, c, deploy_now)
-    status:delete(key)
-    if not ok then error(rec, 0) end
-    return rec
+    local deadline = time.monotonic() + wait
+    while status:get(key) do
+        if time.monotonic() >= deadline then return M.status(ctx, c), false end
+        time.sleep(0.05)
+    end
+    return M.status(ctx, c), true
 end
 
 --- The client of cluster c for ctx (connecting when this worker has none): client, access or

@@ -118,7 +118,7 @@ function M.get(req, uid)
     if not c then return table.unpack(ferr) end
     local rec = aks.status(ctx, c)
     if not rec or not rec.checked or rec.checked + aks.STATUS_TTL < os.time() or is_refresh(req) then
-        aks.run(ctx, c, false)
+        aks.run(ctx, c, false, aks.REQUEST_WAIT)
     end
     with_status(ctx, c)
     c.provider = aks.provider(ctx, c.subscriptionId)
@@ -140,8 +140,14 @@ function M.deploy_metrics_server(req, uid)
     if ctx.mode ~= "do" then return fail(req, "forbidden_mode") end
     local c, ferr = find(req, ctx)
     if not c then return table.unpack(ferr) end
-    aks.run(ctx, c, true)
+    local rec, done = aks.run(ctx, c, true, aks.REQUEST_WAIT)
+    if done and rec and rec.metricsServer and rec.metricsServer.status == "missing" then
+        -- We waited for a job that only looked (a detail call): now deploy.
+        rec, done = aks.run(ctx, c, true, aks.REQUEST_WAIT)
+    end
     with_status(ctx, c)
+    -- Still deploying after the wait: 202, the job goes on; GET the cluster to follow it.
+    if not done or c.metricsServer.status == "deploying" then return 202, c end
     if c.access ~= "admin" and c.access ~= "aad" then
         -- No way in: 403 when the credentials were refused (a Reader-only account), else 502.
         local up = type(c.accessError) == "table" and c.accessError.upstream or {}
