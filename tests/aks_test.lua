@@ -284,3 +284,34 @@ T.test("a deployment slower than the request's wait answers 202 and goes on in t
     T.eq(by["aks-aad"].metricsServer.status, "installed")
     T.eq(connector.requests(sim, DEPLOY_POST), 1)
 end)
+
+T.test("only the operator's per-cluster setting turns TLS verification off, with a warning each time", function()
+    local app = T.tmpdir()
+    T.write_file(app .. "/app.lua", 'package.loaded["maps.clusters"] = ' ..
+        '{ ["RG-AKS/aks-wrong-ca"] = { insecure_skip_tls_verify = true } }\n' ..
+        'return dofile("lua/app.lua")\n')
+    local sim, call, stop, server = connector.start({ AURORA_LIB_DIR = "lua" }, ACCESS, { app = app })
+    T.defer(stop)
+    connector.login(sim, call)
+    local by = settle(call, {})
+    -- The wrong-CA cluster is reached because the operator said so; the others still verify.
+    T.eq(by["aks-wrong-ca"].access, "admin")
+    T.eq(by["aks-prod"].access, "admin")
+    T.eq(by["aks-unreachable"].access, "unreachable")
+    -- The detail call reads node metrics through the same client: two more requests.
+    local res = call("GET", "/azure/clusters/rg-aks/aks-wrong-ca")
+    T.eq(res.status, 200, res.body)
+    T.eq(#res.json.nodes, 3)
+    server:stop()
+    local log = server:log()
+    local warnings = 0
+    for line in log:gmatch("[^\n]+") do
+        if line:find("TLS verification is OFF", 1, true) then
+            warnings = warnings + 1
+            T.contains(line, "aks-wrong-ca")
+            T.contains(line, '"level":"warn"')
+        end
+    end
+    T.ok(warnings >= 3, "a warning for every request made without verification: " .. warnings)
+    T.not_contains(log, "BEGIN")
+end)
