@@ -220,11 +220,14 @@ static int b64encode(lua_State *L, int url)
 static int b64decode(lua_State *L, int url)
 {
     size_t n, len = 0;
-    const char *s = luaL_checklstring(L, 1, &n);
-    int secret = want_secret(L, 2), rc;
-    unsigned char *out = scratch_room(L, aurora_crypto_b64_decoded_max(n));
+    const unsigned char *s;
+    int secret, rc;
+    unsigned char *out;
 
-    rc = aurora_crypto_b64_decode(s, n, url, out, &len);
+    aurora_secret_bytes(L, 1, &s, &n);
+    secret = want_secret(L, 2);
+    out = scratch_room(L, aurora_crypto_b64_decoded_max(n));
+    rc = aurora_crypto_b64_decode((const char *)s, n, url, out, &len);
     if (rc)
         return aurora_vm_fail(L, rc, "not valid %s", url ? "base64url" : "base64");
     push_bytes(L, out, len, secret);
@@ -238,7 +241,7 @@ static int l_b64encode(lua_State *L)
     return b64encode(L, AURORA_B64_STD);
 }
 
-/* crypto.b64decode(s [, {secret=true}]) -> bytes | nil, msg, "invalid" */
+/* crypto.b64decode(s or handle [, {secret=true}]) -> bytes | nil, msg, "invalid" */
 static int l_b64decode(lua_State *L)
 {
     return b64decode(L, AURORA_B64_STD);

@@ -1003,41 +1003,60 @@ static size_t scan_value(const char *s, size_t n, size_t i, int depth)
     return i;
 }
 
-int aurora_json_find_string(const char *s, size_t n, const char *path, size_t *start,
-                            size_t *end)
+/* The element `index` of the JSON array at s[i] (s[i] == '['): sets *vs to where its value
+ * starts. Returns 0, AURORA_E_NOT_FOUND (no such element) or AURORA_E_INVALID. */
+static int array_element(const char *s, size_t n, size_t i, unsigned long index, size_t *vs)
 {
-    const char *dot = strchr(path, '.');
-    size_t plen = dot ? (size_t)(dot - path) : strlen(path);
-    size_t i = scan_ws(s, n, 0);
+    i = scan_ws(s, n, i + 1);
+    if (i < n && s[i] == ']')
+        return AURORA_E_NOT_FOUND;
+    for (unsigned long k = 0;; k++) {
+        if (k == index) {
+            *vs = i;
+            return 0;
+        }
+        i = scan_value(s, n, i, 0);
+        if (!i)
+            return AURORA_E_INVALID;
+        i = scan_ws(s, n, i);
+        if (i >= n || s[i] != ',')
+            return AURORA_E_NOT_FOUND;
+        i = scan_ws(s, n, i + 1);
+    }
+}
 
+/* The value for the path segment seg[0..len) in the object or array at s[i]: sets *vs.
+ * A segment of digits indexes an array; anything else names an object key. */
+static int find_member(const char *s, size_t n, size_t i, const char *seg, size_t len, size_t *vs)
+{
+    if (i < n && s[i] == '[') {
+        unsigned long index = 0;
+
+        if (len == 0 || len > 9)
+            return AURORA_E_NOT_FOUND;
+        for (size_t k = 0; k < len; k++) {
+            if (seg[k] < '0' || seg[k] > '9')
+                return AURORA_E_NOT_FOUND;
+            index = index * 10 + (unsigned long)(seg[k] - '0');
+        }
+        return array_element(s, n, i, index, vs);
+    }
     if (i >= n || s[i] != '{')
         return AURORA_E_NOT_FOUND;
     i = scan_ws(s, n, i + 1);
     while (i < n && s[i] == '"') {
-        size_t ks = i + 1, ke = scan_string(s, n, i), vs;
+        size_t ks = i + 1, ke = scan_string(s, n, i);
         if (!ke)
             return AURORA_E_INVALID;
         i = scan_ws(s, n, ke);
         if (i >= n || s[i] != ':')
             return AURORA_E_INVALID;
-        vs = scan_ws(s, n, i + 1);
-        if (ke - 1 - ks == plen && memcmp(s + ks, path, plen) == 0) {
-            if (dot)
-                return vs < n && s[vs] == '{'
-                           ? aurora_json_find_string(s + vs, n - vs, dot + 1, start, end) == 0
-                                 ? (*start += vs, *end += vs, 0)
-                                 : AURORA_E_NOT_FOUND
-                           : AURORA_E_NOT_FOUND;
-            if (vs >= n || s[vs] != '"')
-                return AURORA_E_NOT_FOUND;
-            i = scan_string(s, n, vs);
-            if (!i)
-                return AURORA_E_INVALID;
-            *start = vs + 1;
-            *end = i - 1;
+        i = scan_ws(s, n, i + 1);
+        if (ke - 1 - ks == len && memcmp(s + ks, seg, len) == 0) {
+            *vs = i;
             return 0;
         }
-        i = scan_value(s, n, vs, 0);
+        i = scan_value(s, n, i, 0);
         if (!i)
             return AURORA_E_INVALID;
         i = scan_ws(s, n, i);
@@ -1047,6 +1066,33 @@ int aurora_json_find_string(const char *s, size_t n, const char *path, size_t *s
             break;
     }
     return AURORA_E_NOT_FOUND;
+}
+
+int aurora_json_find_string(const char *s, size_t n, const char *path, size_t *start,
+                            size_t *end)
+{
+    size_t i = scan_ws(s, n, 0);
+
+    for (;;) {
+        const char *dot = strchr(path, '.');
+        size_t len = dot ? (size_t)(dot - path) : strlen(path), vs;
+        int rc = find_member(s, n, i, path, len, &vs);
+
+        if (rc)
+            return rc;
+        if (!dot) {
+            if (vs >= n || s[vs] != '"')
+                return AURORA_E_NOT_FOUND;
+            i = scan_string(s, n, vs);
+            if (!i)
+                return AURORA_E_INVALID;
+            *start = vs + 1;
+            *end = i - 1;
+            return 0;
+        }
+        i = vs;
+        path = dot + 1;
+    }
 }
 
 static int scan_hex4(const char *s, unsigned *v)

@@ -97,6 +97,11 @@ T.test("b64decode can return a secret handle", function()
     local h <close> = crypto.b64decode("c2VjcmV0", {secret = true})
     T.ok(secret.is_secret(h))
     T.eq(h:reveal(), "secret")
+    -- and decode one: base64 of a secret never becomes a Lua string on the way.
+    local enc <close> = secret.new("c2VjcmV0")
+    local h2 <close> = crypto.b64decode(enc, {secret = true})
+    T.eq(h2:reveal(), "secret")
+    T.eq(crypto.b64decode(secret.new("!!")), nil)
 end)
 
 T.test("equals compares strings and secrets, false for different lengths", function()

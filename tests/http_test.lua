@@ -135,6 +135,33 @@ T.test("secret_fields move reply fields into secret handles and out of the body"
 end)
 
 
+T.test("secret_fields paths go through arrays by index", function()
+    local app = T.tmpdir()
+    T.write_file(app .. "/app.lua", [[
+local json = require "aurora.json"
+return { ["POST /creds"] = function()
+    return 200, { kubeconfigs = json.array({ { name = "a", value = "first-secret" },
+        { name = "b", value = "second-secret" } }), list = json.array({ "x" }) }
+end }
+]])
+    local s = T.server { app = app }
+    local res = assert(http.request { method = "POST", url = s.url .. "/creds",
+        secret_fields = { "kubeconfigs.1.value", "kubeconfigs.0.value", "kubeconfigs.2.value",
+            "kubeconfigs.x.value", "list.0", "list.-1" } })
+    T.eq(res.status, 200)
+    T.eq(res.secrets["kubeconfigs.0.value"]:reveal(), "first-secret")
+    T.eq(res.secrets["kubeconfigs.1.value"]:reveal(), "second-secret")
+    T.eq(res.secrets["list.0"]:reveal(), "x")
+    T.eq(res.secrets["kubeconfigs.2.value"], nil)
+    T.eq(res.secrets["kubeconfigs.x.value"], nil)
+    T.eq(res.secrets["list.-1"], nil)
+    T.not_contains(res.body, "secret")
+    local body = json.decode(res.body)
+    T.eq(body.kubeconfigs[2].name, "b")
+    T.match(body.kubeconfigs[2].value, "^%*+$")
+end)
+
+
 T.test("json bodies take secret handles only inside aurora.http", function()
     local h <close> = secret.new("v")
     T.eq(json.encode { a = 1 }, '{"a":1}')

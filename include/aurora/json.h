@@ -31,8 +31,8 @@ int aurora_json_encode_opts(lua_State *L, int idx, int flags, aurora_buf *out, c
                             size_t errlen);
 
 /*
- * Finds the string value at a dotted key path ("access_token", "auth.client_token") in the JSON
- * text s[0..n), looking only through objects. On success returns 0 and sets [*start, *end) to
+ * Finds the string value at a dotted path ("access_token", "auth.client_token",
+ * "kubeconfigs.0.value": a segment of digits indexes an array) in the JSON text s[0..n). On success returns 0 and sets [*start, *end) to
  * the raw characters between its quotes; AURORA_E_NOT_FOUND when there is no such string;
  * AURORA_E_INVALID when the text is malformed before the value is found. No Lua, no allocation.
  */

@@ -161,13 +161,17 @@ local function kube_message(st, body)
     return "the API server answered " .. tostring(st) .. (m and (": " .. m) or "")
 end
 
--- The server, CA and user of a listCluster*Credential answer: cfg.current, or nil, err.
-local function parse_credential(body)
-    local kc = type(body) == "table" and type(body.kubeconfigs) == "table" and body.kubeconfigs[1]
-    if type(kc) ~= "table" or type(kc.value) ~= "string" then
+local KUBECONFIG_FIELD = "kubeconfigs.0.value"
+
+-- The server, CA and user of a listCluster*Credential answer (its kubeconfig moved into a
+-- secret handle by aurora.http, never a Lua string): cfg.current, or nil, err.
+local function parse_credential(res)
+    local value = type(res) == "table" and res.secrets and res.secrets[KUBECONFIG_FIELD]
+    if not value then
         return nil, { status = 0, code = "bad_reply", message = "the credential answer holds no kubeconfig" }
     end
-    local text = crypto.b64decode(kc.value, { secret = true })
+    local text = crypto.b64decode(value, { secret = true })
+    value:close()
     if not text then
         return nil, { status = 0, code = "bad_reply", message = "the kubeconfig is not valid base64" }
     end
@@ -202,11 +206,11 @@ local function client_for(ctx, c, kind)
     local tok, terr = arm_token(ctx)
     if not tok then return nil, terr end
     local action = kind == "admin" and "/listClusterAdminCredential" or "/listClusterUserCredential"
-    local body, err = arm.post(tok, c.id .. action, { ["api-version"] = arm.API_VERSIONS.managed_clusters,
-        format = kind == "aad" and "exec" or nil })
+    local body, res = arm.post(tok, c.id .. action, { ["api-version"] = arm.API_VERSIONS.managed_clusters,
+        format = kind == "aad" and "exec" or nil }, nil, { KUBECONFIG_FIELD })
     tok:close()
-    if not body then return nil, err end
-    local cur, perr = parse_credential(body)
+    if not body then return nil, res end
+    local cur, perr = parse_credential(res)
     if not cur then return nil, perr end
     local u = cur.user or {}
     local set = settings(c)

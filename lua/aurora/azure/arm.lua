@@ -131,14 +131,15 @@ end
 
 -- One call with retries (a POST only when it changes nothing: a query, a credential listing);
 -- returns the decoded body and the response, or nil, err, code.
-local function call_url(tok, url, deadline, method, body)
+local function call_url(tok, url, deadline, method, body, secret_fields)
     local correlation_id = uuid()
     local attempt = 0
     while true do
         attempt = attempt + 1
         local left = deadline - time.monotonic()
         local res, msg, tcode = http.request { url = url, bearer = tok, method = method,
-            json = body, timeout = math.max(0.1, math.min(M.TIMEOUT, left)),
+            json = body, secret_fields = secret_fields,
+            timeout = math.max(0.1, math.min(M.TIMEOUT, left)),
             headers = { ["x-ms-correlation-request-id"] = correlation_id,
                 Accept = "application/json" } }
         local reply, err, wait = judge(res, msg, tcode, attempt, correlation_id, method)
@@ -175,12 +176,15 @@ end
 --- POST to an ARM action that reads or changes nothing twice (Resource Graph and Cost
 -- Management queries, listClusterAdminCredential, a provider registration), retried like a
 -- GET: body, res or nil, err, code. json_body: a table sent as JSON (nil: an empty body).
-function M.post(tok, path, query, json_body)
+-- secret_fields (optional): reply fields moved into secret handles, res.secrets[path] (see
+-- aurora.http), such as a credential listing's "kubeconfigs.0.value".
+function M.post(tok, path, query, json_body, secret_fields)
     local url, msg, code = url_of(path, query)
     if not url then
         return nil, { status = 0, code = code, message = msg }, code
     end
-    return call_url(tok, url, time.monotonic() + M.MAX_TOTAL, "POST", json_body or {})
+    return call_url(tok, url, time.monotonic() + M.MAX_TOTAL, "POST", json_body or {},
+        secret_fields)
 end
 
 --- GET a list, following every nextLink: the concatenated `value` arrays, or nil, err, code.
