@@ -269,9 +269,11 @@ end)
 
 T.test("a deployment slower than the request's wait answers 202 and goes on in the background", function()
     local app = T.tmpdir()
-    -- The app as served in production, waiting 1 s instead of 20 on the request.
+    -- The app as served in production, waiting 1 s instead of 20 on the request, and keeping
+    -- one cluster client per worker (each new one pushes the last out).
     T.write_file(app .. "/app.lua", 'local aks = require("aurora.aks")\n' ..
-        'aks.REQUEST_WAIT, aks.POLL_INTERVAL = 1, 0.2\nreturn dofile("lua/app.lua")\n')
+        'aks.REQUEST_WAIT, aks.POLL_INTERVAL, aks.MAX_CLIENTS = 1, 0.2, 1\n' ..
+        'return dofile("lua/app.lua")\n')
     local sim, call, stop = connector.start({ AURORA_LIB_DIR = "lua" }, nil, { app = app })
     T.defer(stop)
     sim:knobs { metrics_delay_ms = 3000 }
@@ -282,7 +284,13 @@ T.test("a deployment slower than the request's wait answers 202 and goes on in t
     -- The list follows it to the end, without deploying twice.
     local by = settle(call, { mode = "do", wait = 20 })
     T.eq(by["aks-aad"].metricsServer.status, "installed")
+    T.eq(by["aks-prod"].access, "admin")
     T.eq(connector.requests(sim, DEPLOY_POST), 1)
+    for _, name in ipairs { "aks-prod", "aks-aad", "aks-prod" } do
+        local r = call("GET", "/azure/clusters/rg-aks/" .. name)
+        T.eq(r.status, 200, r.body)
+        T.eq(#r.json.nodes, 3)
+    end
 end)
 
 T.test("only the operator's per-cluster setting turns TLS verification off, with a warning each time", function()

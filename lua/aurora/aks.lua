@@ -40,14 +40,16 @@ M.KUBE_TIMEOUT = 15       -- seconds per Kubernetes API request
 M.CONNECT_TIMEOUT = 5     -- seconds to connect to an API server
 M.CRED_MAX_AGE = 3600     -- seconds a fetched kubeconfig is reused at most
 M.CERT_MARGIN = 600       -- a client certificate this close to expiry is fetched again
+M.MAX_CLIENTS = 2000      -- cluster clients kept per worker (expired ones go first)
 M.PROVIDER = "Microsoft.ContainerService"
 M.METRICS_API = "v1beta1.metrics.k8s.io"
 M.MANIFEST = "manifests/metrics-server.yaml"
 
 local status = shared.dict("aks_status", { max_items = 200000 })
 
--- Per worker: kubeconfig-derived clients by caller and cluster (secret handles inside).
-local clients = {}
+-- Per worker: kubeconfig-derived clients by caller and cluster (secret handles inside), at most
+-- M.MAX_CLIENTS of them.
+local clients, nclients = {}, 0
 local manifest_cache
 
 local function lower(s) return type(s) == "string" and s:lower() or "" end
@@ -193,7 +195,22 @@ local function forget_client(ckey)
         if cl.key then cl.key:close() end
         if cl.token then cl.token:close() end
         clients[ckey] = nil
+        nclients = nclients - 1
     end
+end
+
+-- Keeps a client, making room first: expired clients go, then the ones expiring soonest.
+local function keep_client(ckey, cl)
+    if nclients >= M.MAX_CLIENTS then
+        local now, list = time.now(), {}
+        for k, v in pairs(clients) do
+            if v.good_until <= now then forget_client(k) else list[#list + 1] = k end
+        end
+        table.sort(list, function(a, b) return clients[a].good_until < clients[b].good_until end)
+        for i = 1, nclients - M.MAX_CLIENTS + 1 do forget_client(list[i]) end
+    end
+    clients[ckey] = cl
+    nclients = nclients + 1
 end
 
 -- A client for cluster c of kind "admin" or "aad", reused while its credentials are good.
@@ -240,7 +257,7 @@ local function client_for(ctx, c, kind)
         return nil, { status = 0, code = "bad_kubeconfig",
             message = "the kubeconfig has no certificate-authority-data to verify the API server with" }
     end
-    clients[ckey] = cl
+    keep_client(ckey, cl)
     return cl
 end
 
