@@ -67,28 +67,34 @@ end
 
 -- ---- the caller ------------------------------------------------------------------------------
 
+
 --- The context of a caller for jobs: {uid, mode, main, ro, gen}. mode "do" uses the Do-mode
 -- (main) credentials and may deploy; "ask" uses the read-only ones when present, never writes.
 function M.context(uid, mode, main, ro)
     return { uid = uid, mode = mode, main = main, ro = ro, gen = account.generation(uid) }
 end
 
+
 local function creds(ctx)
     if ctx.mode == "do" then return ctx.main end
     return ctx.ro or ctx.main
 end
 
+
 local function arm_token(ctx)
     return account.token(creds(ctx), "arm")
 end
+
 
 local function caller_key(ctx)
     return ctx.uid .. "|" .. ctx.gen .. "|" .. ctx.mode
 end
 
+
 local function client_key(ctx, c, kind)
     return caller_key(ctx) .. "|" .. lower(c.id) .. "|" .. kind
 end
+
 
 local function status_key(ctx, c)
     return "st|" .. caller_key(ctx) .. "|" .. lower(c.id)
@@ -96,17 +102,20 @@ end
 
 -- ---- status records ------------------------------------------------------------------------
 
+
 --- The last known status of cluster c for ctx: a table, or nil when no job has reported yet.
 function M.status(ctx, c)
     local text = status:get(status_key(ctx, c))
     return text and json.decode(text) or nil
 end
 
+
 local function save(ctx, c, rec)
     rec.checkedAt = time.iso8601()
     rec.checked = time.now()
     status:set(status_key(ctx, c), json.encode(rec), 86400)
 end
+
 
 -- The error body of the map (lua/maps/errors.lua) for a cluster-access failure.
 local function describe(kind, upstream)
@@ -116,11 +125,13 @@ end
 
 -- ---- the Kubernetes client -------------------------------------------------------------------
 
+
 local function decode(body)
     if type(body) ~= "string" or body == "" then return nil end
     local ok, v = pcall(json.decode, body)
     return ok and type(v) == "table" and v or nil
 end
+
 
 -- One Kubernetes API request: status, decoded body, or nil, {status=0, code, message}.
 local function kube(ctx, client, method, path, body)
@@ -158,6 +169,7 @@ local function kube(ctx, client, method, path, body)
     return res.status, decode(res.body)
 end
 
+
 local function kube_message(st, body)
     local m = type(body) == "table" and type(body.message) == "string" and body.message or nil
     return "the API server answered " .. tostring(st) .. (m and (": " .. m) or "")
@@ -189,6 +201,7 @@ local function parse_credential(res)
     return cfg.current
 end
 
+
 local function forget_client(ckey)
     local cl = clients[ckey]
     if cl then
@@ -198,6 +211,7 @@ local function forget_client(ckey)
         nclients = nclients - 1
     end
 end
+
 
 -- Keeps a client, making room first: expired clients go, then the ones expiring soonest.
 local function keep_client(ckey, cl)
@@ -212,6 +226,7 @@ local function keep_client(ckey, cl)
     clients[ckey] = cl
     nclients = nclients + 1
 end
+
 
 -- A client for cluster c of kind "admin" or "aad", reused while its credentials are good.
 -- Returns client, or nil, err (an ARM or kubeconfig failure).
@@ -276,6 +291,7 @@ local function unreachable_reason(err, client)
     return "cannot connect to the API server " .. client.server .. " (" .. tostring(err.message) .. ")"
 end
 
+
 -- Tries one kind of access: the client and the probe's answer (status, body), or nil, outcome
 -- where outcome = {access = "unreachable"|"forbidden"|"refused", reason, upstream}.
 local function try(ctx, c, kind)
@@ -315,6 +331,7 @@ local function try(ctx, c, kind)
     return client, { status = st, body = body }
 end
 
+
 --- Connects to cluster c: client, probe, access ("admin" or "aad"), or nil, outcome with
 -- outcome.access "unreachable" or "forbidden" and a reason.
 function M.connect(ctx, c)
@@ -343,12 +360,14 @@ end
 
 -- ---- the metrics-server ---------------------------------------------------------------------
 
+
 local function condition(obj, ctype)
     local conds = type(obj) == "table" and type(obj.status) == "table" and obj.status.conditions
     for _, cond in ipairs(type(conds) == "table" and conds or {}) do
         if type(cond) == "table" and cond.type == ctype then return cond end
     end
 end
+
 
 --- What the cluster runs: {status = "installed"|"missing"|"deploying"|"failed", reason, source}.
 -- probe: the answer to GET of the metrics-server Deployment, when the caller has it.
@@ -378,6 +397,7 @@ function M.detect(ctx, client, probe)
     return { status = "missing" }
 end
 
+
 -- The manifest's objects (lua/manifests/metrics-server.yaml), read once per VM.
 function M.manifest()
     if manifest_cache then return manifest_cache end
@@ -403,6 +423,7 @@ local PLURAL = { ServiceAccount = "serviceaccounts", ClusterRole = "clusterroles
     Service = "services", Deployment = "deployments", APIService = "apiservices",
     ConfigMap = "configmaps", Secret = "secrets", Namespace = "namespaces" }
 
+
 --- The collection URL path of a manifest object ("/apis/apps/v1/namespaces/kube-system/deployments").
 function M.collection(obj)
     local plural = PLURAL[obj.kind]
@@ -412,6 +433,7 @@ function M.collection(obj)
     local ns = type(obj.metadata) == "table" and obj.metadata.namespace
     return base .. (ns and ("/namespaces/" .. ns) or "") .. "/" .. plural
 end
+
 
 -- Creates every object of the manifest (409 AlreadyExists counts as present) and waits for the
 -- Deployment to be Available. Returns {status = "installed"|"failed", reason, created, present}.
@@ -456,6 +478,7 @@ end
 
 -- ---- jobs ------------------------------------------------------------------------------------
 
+
 -- The whole check of one cluster; saves each step's status. deploy_now: deploy when missing
 -- (the caller is in Do mode).
 local function job(ctx, c, deploy_now)
@@ -488,6 +511,7 @@ local function job(ctx, c, deploy_now)
     return rec
 end
 
+
 -- Runs fn(item) for every item of list with at most n running at once, as timer tasks.
 local function pool(list, n, fn)
     local next_i = 0
@@ -503,10 +527,12 @@ local function pool(list, n, fn)
     for _ = 1, math.min(n, #list) do timer.at(0, worker) end
 end
 
+
 local function fresh(rec)
     return rec and rec.checked and rec.checked + M.STATUS_TTL > time.now() and
         rec.access ~= "pending"
 end
+
 
 --- Starts background jobs for the clusters whose status is unknown or stale (or all with
 -- force), unless one already runs for that cluster and caller. Never waits.
@@ -531,6 +557,7 @@ function M.refresh(ctx, list, force, subscriptions)
     return #todo
 end
 
+
 --- Runs the job of one cluster now (the detail and deploy endpoints) and waits for it at most
 -- `wait` seconds: a job already running for the cluster and caller is waited for instead of
 -- started twice. The job itself runs as a background task, so a deployment that takes longer
@@ -553,6 +580,7 @@ function M.run(ctx, c, deploy_now, wait)
     return M.status(ctx, c), true
 end
 
+
 --- The client of cluster c for ctx (connecting when this worker has none): client, access or
 -- nil, outcome.
 function M.client(ctx, c)
@@ -570,6 +598,7 @@ end
 local SUFFIX = { n = 1e-9, u = 1e-6, m = 1e-3, k = 1e3, M = 1e6, G = 1e9, T = 1e12, P = 1e15,
     E = 1e18, Ki = 1024, Mi = 1024 ^ 2, Gi = 1024 ^ 3, Ti = 1024 ^ 4, Pi = 1024 ^ 5, Ei = 1024 ^ 6 }
 
+
 --- A Kubernetes quantity ("250m", "1536Mi", "2", "1e3") as a number, or nil.
 function M.quantity(q)
     if type(q) == "number" then return q end
@@ -582,6 +611,7 @@ function M.quantity(q)
     local f = SUFFIX[suf]
     return f and n * f or nil
 end
+
 
 --- CPU and memory use per node from metrics.k8s.io, with the nodes' allocatable capacity:
 -- {nodes = [{name, cpuCores, memoryBytes, cpuPercent, memoryPercent}], totals} or nil, reason.
@@ -618,6 +648,7 @@ end
 
 -- ---- the resource provider -------------------------------------------------------------------
 
+
 --- Checks, in the background, that Microsoft.ContainerService is registered on each of the
 -- subscriptions (ids), and registers it in Do mode. The state is kept per caller and
 -- subscription for M.STATUS_TTL; see M.provider.
@@ -652,6 +683,7 @@ function M.check_provider(ctx, subs)
         end
     end
 end
+
 
 --- The provider state recorded for a subscription: {state, ...} or nil.
 function M.provider(ctx, sub)

@@ -30,6 +30,7 @@ local function row(c, sub)
         localAccountsDisabled = p.disableLocalAccounts == true }
 end
 
+
 -- The caller: ctx for aurora.aks, or nil, {error answer}.
 local function context(req, uid)
     local main, ro, e = account.load(req, uid)
@@ -38,6 +39,7 @@ local function context(req, uid)
     ctx.subs = account.enabled_set(uid, main)
     return ctx
 end
+
 
 -- The clusters of the enabled subscriptions (cached): rows, hit, or nil, {error answer}.
 local function clusters(req, ctx, refresh)
@@ -71,6 +73,7 @@ local function clusters(req, ctx, refresh)
     return out, false
 end
 
+
 -- Adds what the jobs know about c (or "pending") to the row.
 local function with_status(ctx, c)
     local rec = aks.status(ctx, c)
@@ -82,10 +85,12 @@ local function with_status(ctx, c)
     return c
 end
 
+
 local function is_refresh(req)
     local r = req.query.refresh
     return r == "1" or r == "true"
 end
+
 
 function M.list(req, uid)
     local ctx, e = context(req, uid)
@@ -97,6 +102,7 @@ function M.list(req, uid)
     for _, c in ipairs(rows) do with_status(ctx, c) end
     return 200, rows, { ["X-Cache"] = hit and "hit" or "miss" }
 end
+
 
 -- The cluster named by the path, or nil, {error answer}.
 local function find(req, ctx)
@@ -110,6 +116,7 @@ local function find(req, ctx)
         message = "no AKS cluster '" .. req.params.name .. "' in resource group '" ..
             req.params.resourceGroup .. "' of the enabled subscriptions" }) }
 end
+
 
 function M.get(req, uid)
     local ctx, e = context(req, uid)
@@ -133,6 +140,7 @@ function M.get(req, uid)
     end
     return 200, c
 end
+
 
 function M.deploy_metrics_server(req, uid)
     local ctx, e = context(req, uid)

@@ -20,6 +20,7 @@ local gens = shared.dict("azure_account", { max_items = 100000 })
 --- The store path of one of a user's records ("azure", "tokens/arm", ...).
 function M.path(uid, what) return "users/" .. uid .. "/" .. what end
 
+
 --- An identity credential from stored or submitted fields; close(cred) wipes its handles.
 function M.to_cred(c)
     local cred = { tenant = c.tenantId, client_id = c.clientId }
@@ -32,10 +33,12 @@ function M.to_cred(c)
     return cred
 end
 
+
 function M.close(cred)
     if cred and cred.secret then cred.secret:close() end
     if cred and cred.key then cred.key:close() end
 end
+
 
 --- The error answer for a failed token request.
 function M.token_failure(req, err)
@@ -47,15 +50,19 @@ function M.token_failure(req, err)
     return fail(req, "token_failed", err)
 end
 
+
 function M.list_subscriptions(tok)
     return arm.list(tok, "/subscriptions", { ["api-version"] = arm.API_VERSIONS.subscriptions })
 end
+
 
 --- The user's cache generation: part of every per-user cache key, bumped by login, disconnect
 -- and a change of the enabled subscriptions, so no stale entry survives them.
 function M.generation(uid) return gens:get("gen:" .. uid) or 0 end
 
+
 function M.bump(uid) gens:incr("gen:" .. uid, 1, 0) end
+
 
 --- The caller's mode from X-Aurora-Mode ("ask" by default), or nil and an error answer.
 function M.mode(req)
@@ -67,6 +74,7 @@ function M.mode(req)
     end
     return mode
 end
+
 
 local function oauth() return require "aurora.oauth" end
 
@@ -93,6 +101,7 @@ local function oauth_account(req, uid, rec)
         message = "no Enabled subscription is visible to the signed-in user" }) }
 end
 
+
 --- The stored credentials: main, readonly (or nil), or nil, nil, {error answer}. A user with
 -- no service principal but an OAuth sign-in gets main = {oauth = true, ...}: its tokens are the
 -- user's delegated ones.
@@ -114,6 +123,7 @@ function M.load(req, uid)
     return main, ro
 end
 
+
 --- A management token for reads: the read-only credentials when present, else the main ones
 -- (whose token is saved in the store). Returns handle, nil, "ro"|"rw" or nil, err.
 function M.read_token(uid, main, ro, scope)
@@ -131,6 +141,7 @@ function M.read_token(uid, main, ro, scope)
     return tok, err, ro and "ro" or "rw"
 end
 
+
 --- A token of the Do-mode credentials for a change: only in Do mode (else nil, {403 answer}).
 -- scope: "arm" (default) or another scope name of aurora.cloud ("aks").
 function M.write_token(req, uid, main, scope)
@@ -142,6 +153,7 @@ function M.write_token(req, uid, main, scope)
     return tok
 end
 
+
 --- A token of one set of credentials (main or read-only) for a scope name (arm, graph, aks):
 -- handle, or nil, err.
 function M.token(main, scope)
@@ -151,6 +163,7 @@ function M.token(main, scope)
     M.close(cred)
     return tok, err
 end
+
 
 --- The subscriptions the user enabled (the connected one when none are saved).
 function M.enabled_set(uid, main)
