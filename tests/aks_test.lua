@@ -218,6 +218,28 @@ T.test("private, unreachable, wrong-CA and expired-certificate clusters are repo
     T.not_contains(json.encode(by), "BEGIN")
 end)
 
+T.test("a stopped cluster is reported without trying to reach it", function()
+    local dir = T.tmpdir()
+    T.write_file(dir .. "/scenario.lua", 'local s = dofile("tests/sim/scenarios/default.lua")\n' ..
+        's.clusters[1].power = "Stopped"\nreturn s\n')
+    local sim, call, stop = connector.start(nil, dir .. "/scenario.lua")
+    T.defer(stop)
+    connector.login(sim, call)
+    local by = settle(call, {})
+    local p = by["aks-prod"]
+    T.eq(p.powerState, "Stopped")
+    T.eq(p.access, "unreachable")
+    T.contains(p.accessReason, "stopped")
+    T.eq(p.accessError.upstream.code, "cluster_stopped")
+    T.contains(p.accessError.solution[1], "az aks start")
+    T.eq(connector.requests(sim, "kube:aks-prod GET " ..
+        "/apis/apps/v1/namespaces/kube-system/deployments/metrics-server"), 0)
+    T.eq(connector.requests(sim, "arm POST /subscriptions/" .. sim.env.SIM_SUBSCRIPTION ..
+        "/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/" ..
+        "aks-prod/listClusterAdminCredential"), 0)
+    T.eq(by["aks-aad"].access, "aad")
+end)
+
 T.test("the resource provider is checked in Ask mode and registered in Do mode", function()
     local sim, call, stop = connector.start(nil, ACCESS)
     T.defer(stop)

@@ -335,6 +335,11 @@ end
 --- Connects to cluster c: client, probe, access ("admin" or "aad"), or nil, outcome with
 -- outcome.access "unreachable" or "forbidden" and a reason.
 function M.connect(ctx, c)
+    if c.powerState == "Stopped" then
+        return nil, { access = "unreachable", reason = "the cluster is stopped: its API server " ..
+            "does not run", upstream = { status = 0, code = "cluster_stopped",
+                message = "cluster stopped" } }
+    end
     if c.private then
         return nil, { access = "unreachable", reason = "private cluster: the API server has only " ..
             "the private FQDN " .. tostring(c.privateFqdn) .. ", reachable from the cluster's " ..

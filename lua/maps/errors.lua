@@ -441,6 +441,12 @@ return {
                     "or enable a public API server with authorized IP ranges.",
             },
         },
+        cluster_stopped = {
+            solution = {
+                "The cluster is stopped: start it with `az aks start -g <RESOURCE_GROUP> -n <NAME>` " ..
+                    "(its status is checked again within five minutes, or at once with ?refresh=1).",
+            },
+        },
         cluster_unreachable = {
             solution = {
                 "The cluster's API server did not answer: check that the cluster is running " ..
