@@ -33,6 +33,16 @@ local function settle(call, opts, pred)
     end
 end
 
+-- Whether every field of want is in got with the same value (arrays element by element).
+local function subset(want, got)
+    if type(want) ~= "table" then return want == got end
+    if type(got) ~= "table" then return false end
+    for k, v in pairs(want) do
+        if not subset(v, got[k]) then return false end
+    end
+    return true
+end
+
 local ACCESS = "tests/sim/scenarios/access.lua"
 local READER_ID, READER_SECRET = "9e0f1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2c", "sim-secret-reader-0002"
 local UNREGISTERED_SUB = "5061728a-94a5-4b6c-97d8-e9f0a1b2c3d4"
@@ -76,21 +86,24 @@ T.test("Do mode deploys the metrics-server once, even with concurrent requests",
     end)
     T.eq(by["aks-prod"].metricsServer.status, "installed")
     T.eq(connector.requests(sim, DEPLOY_POST), 1)
-    -- The objects created are the manifest's.
-    local text = T.read_file("lua/manifests/metrics-server.yaml")
-    local docs = assert(yaml.decode_all(text))
-    local kinds = {}
-    for _, d in ipairs(docs) do kinds[#kinds + 1] = d.kind end
-    T.ok(#kinds >= 8, "the manifest has every object")
+    -- The objects created are the manifest's: each one is in the cluster, holding every field
+    -- the manifest gives it (the API server adds its own: uid, status, defaults).
+    local docs = assert(yaml.decode_all(T.read_file("lua/manifests/metrics-server.yaml")))
+    T.eq(#docs, 9)
     local tok = assert(sim:token("6dae42f8-4368-4678-94ff-3960e28e3630/.default"))
-    local r = assert(sim:request("kube:aks-aad", "GET",
-        "/apis/apps/v1/namespaces/kube-system/deployments/metrics-server", { bearer = tok }))
-    T.eq(r.status, 200, r.body)
-    local dep = json.decode(r.body)
-    local want
-    for _, d in ipairs(docs) do if d.kind == "Deployment" then want = d end end
-    T.eq(dep.spec.template.spec.containers[1].image, want.spec.template.spec.containers[1].image)
-    T.eq(dep.spec.template.spec.containers[1].args, want.spec.template.spec.containers[1].args)
+    local aks = require "aurora.aks"
+    for _, want in ipairs(docs) do
+        local r = assert(sim:request("kube:aks-aad", "GET", aks.collection(want) .. "/" ..
+            want.metadata.name, { bearer = tok }))
+        T.eq(r.status, 200, want.kind .. " " .. want.metadata.name .. ": " .. r.body)
+        local got = json.decode(r.body)
+        for _, field in ipairs { "spec", "rules", "roleRef", "subjects" } do
+            if want[field] ~= nil then
+                T.ok(subset(want[field], got[field]), want.kind .. "." .. field .. " as in the manifest")
+            end
+        end
+        T.ok(subset(want.metadata.labels or {}, got.metadata.labels or {}), want.kind .. " labels")
+    end
     -- Later lists do not deploy again; the cluster that had one got nothing.
     settle(call, { mode = "do" })
     T.eq(connector.requests(sim, DEPLOY_POST), 1)
