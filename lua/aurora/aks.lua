@@ -96,6 +96,12 @@ local function client_key(ctx, c, kind)
 end
 
 
+-- The lock of a deployment: one per cluster for the whole process, whoever asks.
+local function deploy_key(id)
+    return "deploy|" .. lower(id)
+end
+
+
 local function status_key(ctx, c)
     return "st|" .. caller_key(ctx) .. "|" .. lower(c.id)
 end
@@ -395,7 +401,7 @@ function M.detect(ctx, client, probe)
     if st == 200 then
         local why = avail and (avail.message or avail.reason) or "no Available condition yet"
         -- Ours while a deployment runs; someone else's (or a broken one) otherwise.
-        return { status = status:get("deploy|" .. lower(client.id)) and "deploying" or "failed",
+        return { status = status:get(deploy_key(client.id)) and "deploying" or "failed",
             reason = "the metrics-server Deployment is not Available: " .. tostring(why) }
     end
     if st ~= 404 then return { status = "failed", reason = kube_message(st, dep) } end
@@ -500,7 +506,7 @@ local function job(ctx, c, deploy_now)
     rec.metricsServer = M.detect(ctx, client, probe)
     save(ctx, c, rec)
     if rec.metricsServer.status == "missing" and deploy_now then
-        local lock = "deploy|" .. lower(c.id)
+        local lock = deploy_key(c.id)
         if status:add(lock, timer.worker_id(), M.JOB_TTL) then
             local ok, res = pcall(deploy, ctx, c, client, function(progress)
                 rec.metricsServer = progress
@@ -517,6 +523,19 @@ local function job(ctx, c, deploy_now)
 end
 
 
+local function lock_key(ctx, c)
+    return "lock|" .. status_key(ctx, c)
+end
+
+
+-- The job of cluster c, whose lock the caller holds: releases the lock whatever happens.
+local function locked_job(ctx, c, deploy_now)
+    local ok, err = pcall(job, ctx, c, deploy_now)
+    status:delete(lock_key(ctx, c))
+    if not ok then log.error("cluster job failed", { error = tostring(err) }) end
+end
+
+
 -- Runs fn(item) for every item of list with at most n running at once, as timer tasks.
 local function pool(list, n, fn)
     local next_i = 0
@@ -525,8 +544,7 @@ local function pool(list, n, fn)
             next_i = next_i + 1
             local item = list[next_i]
             if item == nil then return end
-            local ok, err = pcall(fn, item)
-            if not ok then log.error("cluster job failed", { error = tostring(err) }) end
+            fn(item)
         end
     end
     for _ = 1, math.min(n, #list) do timer.at(0, worker) end
@@ -544,21 +562,16 @@ end
 function M.refresh(ctx, list, force, subscriptions)
     local todo = {}
     for _, c in ipairs(list) do
-        local key = status_key(ctx, c)
         local rec = M.status(ctx, c)
         local stale = force or not fresh(rec) or
             (ctx.mode == "do" and rec.metricsServer and rec.metricsServer.status == "missing")
-        if stale and status:add("lock|" .. key, timer.worker_id(), M.JOB_TTL) then
+        if stale and status:add(lock_key(ctx, c), timer.worker_id(), M.JOB_TTL) then
             todo[#todo + 1] = c
         end
     end
     M.check_provider(ctx, subscriptions or {})
     if #todo == 0 then return 0 end
-    pool(todo, M.CONCURRENCY, function(c)
-        local ok, err = pcall(job, ctx, c, ctx.mode == "do")
-        status:delete("lock|" .. status_key(ctx, c))
-        if not ok then error(err, 0) end
-    end)
+    pool(todo, M.CONCURRENCY, function(c) locked_job(ctx, c, ctx.mode == "do") end)
     return #todo
 end
 
@@ -569,13 +582,9 @@ end
 -- than the wait goes on after the request has its answer. Returns the status and whether the
 -- job finished within the wait.
 function M.run(ctx, c, deploy_now, wait)
-    local key = "lock|" .. status_key(ctx, c)
+    local key = lock_key(ctx, c)
     if status:add(key, timer.worker_id(), M.JOB_TTL) then
-        timer.at(0, function()
-            local ok, err = pcall(job, ctx, c, deploy_now)
-            status:delete(key)
-            if not ok then log.error("cluster job failed", { error = tostring(err) }) end
-        end)
+        timer.at(0, function() locked_job(ctx, c, deploy_now) end)
     end
     local deadline = time.monotonic() + wait
     while status:get(key) do
