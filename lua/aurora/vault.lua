@@ -535,22 +535,31 @@ end
 --- The keys under a folder (folders end in "/"), sorted as Vault sends them; nil when there is
 -- nothing there; nil, msg, code on failure. `path` may be nil or "" for the prefix itself.
 -- Example: for _, k in ipairs(client:list("users") or {}) do ... end
-function Client:list(path)
-    local p, msg, code = full_path(self, path, "list", true)
+-- A metadata-endpoint read (LIST or GET): what pick(body) returns, one plain nil when there is
+-- nothing there, or nil, msg, code.
+local function metadata_read(self, method, path, fname, allow_empty, pick)
+    local p, msg, code = full_path(self, path, fname, allow_empty)
     if not p then
         return nil, msg, code
     end
     local body
-    body, msg, code = get_body(self, { method = "LIST", path = self.metadata_url .. p })
+    body, msg, code = get_body(self, { method = method, path = self.metadata_url .. p })
     if not body then
         if msg == nil then return nil end -- nothing there: one plain nil
         return nil, msg, code
     end
-    local keys = type(body.data) == "table" and body.data.keys
-    if type(keys) ~= "table" then
-        return nil, "Vault's reply has no keys", "bad_reply"
-    end
-    return keys
+    return pick(body)
+end
+
+
+function Client:list(path)
+    return metadata_read(self, "LIST", path, "list", true, function(body)
+        local keys = type(body.data) == "table" and body.data.keys
+        if type(keys) ~= "table" then
+            return nil, "Vault's reply has no keys", "bad_reply"
+        end
+        return keys
+    end)
 end
 
 
@@ -558,20 +567,12 @@ end
 -- no such secret, or nil, msg, code.
 -- Example: local m = client:metadata("users/u1/azure"); if m then print(m.current_version) end
 function Client:metadata(path)
-    local p, msg, code = full_path(self, path, "metadata")
-    if not p then
-        return nil, msg, code
-    end
-    local body
-    body, msg, code = get_body(self, { method = "GET", path = self.metadata_url .. p })
-    if not body then
-        if msg == nil then return nil end -- nothing there: one plain nil
-        return nil, msg, code
-    end
-    if type(body.data) ~= "table" then
-        return nil, "Vault's reply has no metadata", "bad_reply"
-    end
-    return body.data
+    return metadata_read(self, "GET", path, "metadata", false, function(body)
+        if type(body.data) ~= "table" then
+            return nil, "Vault's reply has no metadata", "bad_reply"
+        end
+        return body.data
+    end)
 end
 
 
